@@ -1,0 +1,224 @@
+"""The run journal (`.gausynth/events.jsonl`) and the state any viewer rebuilds from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._events import (
+    Artifact,
+    Event,
+    Log,
+    Metric,
+    Progress,
+    RunFinished,
+    RunStarted,
+    StageCancelled,
+    StageDone,
+    StageFailed,
+    StagePlanned,
+    StageStarted,
+    Telemetry,
+    event_from_dict,
+)
+
+
+class JournalWriter:
+    """Appends events to the journal, one flushed line each (the orchestrator is the only writer)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+
+    def write(self, event: Event) -> None:
+        self._file.write(event.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class JournalReader:
+    """Reads a journal incrementally: each `read_new()` gives the events appended since the last."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def read_new(self) -> list[Event]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # an unfinished last line waits for its end
+        events = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                event = event_from_dict(json.loads(line))
+            except (ValueError, TypeError):
+                continue  # a torn or foreign line is not worth stopping a viewer for
+            if event is not None:
+                events.append(event)
+        return events
+
+
+def read_journal(path: Path) -> list[Event]:
+    """Gives every complete event of a journal."""
+    return JournalReader(path).read_new()
+
+
+def follow_journal(path: Path, poll: float = 0.2, stop_when_finished: bool = True) -> Iterator[Event]:
+    """Yields the journal's events, then new ones as they come (like `tail -f`)."""
+    reader = JournalReader(path)
+    while True:
+        events = reader.read_new()
+        yield from events
+        if stop_when_finished and events and isinstance(events[-1], RunFinished):
+            return
+        if not events:
+            time.sleep(poll)
+
+
+STATES = ("pending", "running", "done", "skipped", "failed", "cancelled", "off", "out")
+
+
+@dataclass
+class StageView:
+    """What is known of one stage, rebuilt from events."""
+
+    id: str
+    state: str = "pending"
+    reason: str = ""
+    value: float = 0.0
+    total: float = 0.0
+    unit: str = ""
+    started: float | None = None
+    ended: float | None = None
+    pid: int | None = None
+    error: str = ""
+    detail: str = ""
+    log_file: str = ""
+    peak_vram: int | None = None
+    logs: deque[Log] = field(default_factory=lambda: deque(maxlen=500))
+    metrics: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)
+    # Progress samples (time, value) for the rate and ETA over a sliding window.
+    _rate_window: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=50))
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.value / self.total) if self.total else 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """Gives units per second over the recent window, or None before two samples."""
+        w = self._rate_window
+        if len(w) < 2 or w[-1][0] <= w[0][0]:
+            return None
+        return (w[-1][1] - w[0][1]) / (w[-1][0] - w[0][0])
+
+    @property
+    def eta(self) -> float | None:
+        """Gives the seconds left at the recent rate, or None when unknown."""
+        rate = self.rate
+        if not rate or rate <= 0 or self.state != "running":
+            return None
+        return max(0.0, (self.total - self.value) / rate)
+
+
+@dataclass
+class RunView:
+    """A run's whole state, rebuilt from its journal alone (how viewers attach and re-attach)."""
+
+    stages: dict[str, StageView] = field(default_factory=dict)
+    status: str = "new"  # "new", "running", "done", "failed", "cancelled"
+    pid: int | None = None
+    preset: str = ""
+    command: str = ""
+    started: float | None = None
+    last_event: float | None = None
+    telemetry: deque[Telemetry] = field(default_factory=lambda: deque(maxlen=240))
+    events: int = 0
+
+    def stage(self, stage_id: str) -> StageView:
+        if stage_id not in self.stages:
+            self.stages[stage_id] = StageView(stage_id)
+        return self.stages[stage_id]
+
+    def apply(self, e: Event) -> None:
+        """Folds one event into the state."""
+        self.events += 1
+        self.last_event = e.t
+        if isinstance(e, RunStarted):
+            self.status, self.pid, self.preset, self.command, self.started = (
+                "running", e.pid, e.preset, e.command, e.t)
+        elif isinstance(e, StagePlanned):
+            s = self.stage(e.stage)
+            s.reason = e.reason
+            s.state = {"run": "pending", "skip": "skipped"}.get(e.action, e.action)
+        elif isinstance(e, StageStarted):
+            s = self.stage(e.stage)
+            s.state, s.started, s.ended, s.pid, s.log_file = "running", e.t, None, e.pid, e.log
+            s.error, s.detail, s.value, s.total = "", "", 0.0, 0.0
+            s._rate_window.clear()
+        elif isinstance(e, Progress):
+            s = self.stage(e.stage)
+            s.value, s.total, s.unit = e.value, e.total, e.unit
+            s._rate_window.append((e.t, e.value))
+        elif isinstance(e, Log):
+            self.stage(e.stage).logs.append(e)
+        elif isinstance(e, Metric):
+            self.stage(e.stage).metrics.setdefault(e.name, []).append((e.step, e.value))
+        elif isinstance(e, Artifact):
+            self.stage(e.stage).artifacts.append(e)
+        elif isinstance(e, Telemetry):
+            self.telemetry.append(e)
+        elif isinstance(e, StageDone):
+            s = self.stage(e.stage)
+            s.state, s.ended, s.peak_vram = "done", e.t, e.peak_vram
+            s.reason = f"done in {e.seconds:.1f} s"
+        elif isinstance(e, StageFailed):
+            s = self.stage(e.stage)
+            s.state, s.ended, s.error, s.detail = "failed", e.t, e.error, e.detail
+        elif isinstance(e, StageCancelled):
+            s = self.stage(e.stage)
+            s.state, s.ended = "cancelled", e.t
+        elif isinstance(e, RunFinished):
+            self.status = e.status
+            for s in self.stages.values():  # a stage left hanging belongs to a dead worker
+                if s.state == "running":
+                    s.state = "cancelled" if e.status == "cancelled" else "failed"
+
+    @classmethod
+    def from_journal(cls, path: Path) -> RunView:
+        view = cls()
+        for e in read_journal(path):
+            view.apply(e)
+        if view.status == "running" and view.pid and not pid_alive(view.pid):
+            view.status = "died"  # the orchestrator vanished without finishing (killed, rebooted)
+        return view
+
+
+def pid_alive(pid: int) -> bool:
+    """Gives whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,151 @@
+"""Reading videos and image folders, writing frames and H.264 previews (no system ffmpeg)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._stage import StageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What the run's input holds."""
+
+    path: Path
+    kind: str  # "video" or "images"
+    frame_count: int
+    fps: float | None  # None for an image folder
+    width: int
+    height: int
+
+
+def natural_key(name: str) -> list[object]:
+    """Gives a sort key that orders 'img2' before 'img10'."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Gives the image files of `folder` in natural order."""
+    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def probe_input(path: Path) -> InputInfo:
+    """Gives the frame count, rate and size of a video file or an image folder."""
+    import cv2
+
+    path = Path(path)
+    if not path.exists():
+        raise StageError(f"{path}: no such file or folder (run.input)")
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise StageError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        first = read_image(files[0])
+        return InputInfo(path, "images", len(files), None, first.shape[1], first.shape[0])
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise StageError(f"{path}: not a readable video (OpenCV could not open it)")
+        fps = cap.get(cv2.CAP_PROP_FPS) or None
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        count = 0
+        while cap.grab():  # the header's frame count is often wrong: count what decodes
+            count += 1
+    finally:
+        cap.release()
+    if count == 0 or width == 0:
+        raise StageError(f"{path}: the video has no decodable frames")
+    return InputInfo(path, "video", count, fps, width, height)
+
+
+def read_frames(info: InputInfo, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields (index, RGB uint8 [H, W, 3]) for the wanted frame indices, in increasing order."""
+    import cv2
+
+    wanted = sorted(set(indices))
+    if info.kind == "images":
+        files = list_images(info.path)
+        for i in wanted:
+            yield i, read_image(files[i])
+        return
+    cap = cv2.VideoCapture(str(info.path))
+    try:
+        pos = 0
+        for i in wanted:
+            while pos < i:
+                if not cap.grab():
+                    raise StageError(f"{info.path}: the video ends at frame {pos}, before frame {i}")
+                pos += 1
+            ok, bgr = cap.read()
+            pos += 1
+            if not ok:
+                raise StageError(f"{info.path}: frame {i} could not be decoded")
+            yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Gives an image as RGB uint8 [H, W, 3], or RGBA [H, W, 4] when the file has alpha."""
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise StageError(f"{path}: not a readable image")
+    if data.ndim == 2:
+        return cv2.cvtColor(data, cv2.COLOR_GRAY2RGB)
+    if data.dtype != np.uint8:
+        data = (data / 257).astype(np.uint8) if data.dtype == np.uint16 else data.astype(np.uint8)
+    code = cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(data, code)
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Writes RGB [H, W, 3] or RGBA [H, W, 4] uint8 to `path` (format from the suffix)."""
+    import cv2
+
+    code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(image), code)):
+        raise StageError(f"{path}: could not write the image (disk full or not writable?)")
+
+
+def frame_name(index: int, count: int, suffix: str = ".png") -> str:
+    """Gives the zero-padded file name of frame `index` out of `count` (at least 4 digits)."""
+    return f"{index:0{max(4, len(str(count - 1)))}d}{suffix}"
+
+
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> int:
+    """Encodes RGB(A) uint8 frames to an H.264 mp4 with PyAV; gives the number of frames written."""
+    import av
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with av.open(str(path), "w") as container:
+        stream = None
+        for frame in frames:
+            if frame.shape[2] == 4:  # show transparency as white, as the cut-outs are meant
+                alpha = frame[..., 3:4].astype(np.float32) / 255.0
+                frame = (frame[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+            if stream is None:
+                stream = container.add_stream("libx264", rate=max(1, round(fps)))
+                stream.height, stream.width = (frame.shape[0] // 2) * 2, (frame.shape[1] // 2) * 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": "20", "preset": "veryfast"}
+            frame = np.ascontiguousarray(frame[: stream.height, : stream.width])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+            count += 1
+        if stream is not None:
+            for packet in stream.encode():
+                container.mux(packet)
+    return count

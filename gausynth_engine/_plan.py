@@ -1,0 +1,223 @@
+"""Which stages run and why: fingerprints over params, implementation and inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._layout import RunLayout
+from ._media import IMAGE_SUFFIXES
+from ._params import section_fields
+from ._preset import Preset
+from ._stage import Stage
+from .stages import BY_ID, STAGES
+
+ACTIONS = ("run", "skip", "off", "out")
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What the planner decided for one stage, and why (in the user's words)."""
+
+    stage: Stage
+    action: str  # "run", "skip" (unchanged), "off" (not in this preset), "out" (outside the range)
+    reason: str
+    fingerprint: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # upstream id -> fingerprint (+ choice)
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[StagePlan, ...]
+
+    def __getitem__(self, stage_id: str) -> StagePlan:
+        return next(s for s in self.steps if s.stage.id == stage_id)
+
+    @property
+    def to_run(self) -> list[StagePlan]:
+        return [s for s in self.steps if s.action == "run"]
+
+    def describe(self) -> str:
+        """Gives one line per stage: what happens to it and why."""
+        width = max(len(s.stage.id) for s in self.steps)
+        return "\n".join(f"  {s.stage.id:<{width}}  {s.action:<4}  {s.reason}" for s in self.steps)
+
+
+class PlanError(ValueError):
+    """A plan that cannot be made (an unknown stage, an upstream that never ran)."""
+
+
+# --- manifests --------------------------------------------------------------------------------
+def read_manifest(layout: RunLayout, stage_id: str) -> dict[str, Any] | None:
+    """Gives the manifest a finished stage left, or None when it has not finished."""
+    try:
+        return json.loads(layout.manifest(stage_id).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Writes JSON to a temporary name and renames it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_choices(layout: RunLayout) -> dict[str, int]:
+    try:
+        return json.loads(layout.choices.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+# --- fingerprints -----------------------------------------------------------------------------
+def stage_params(stage: Stage, preset: Preset) -> dict[str, Any]:
+    """Gives the resolved preset fields a stage reads, by path."""
+    cls = type(preset.section(stage.section))
+    paths = [f.path for f in section_fields(stage.section, cls)] + list(stage.reads)
+    return {p: _jsonable(preset.get(p)) for p in paths}
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def fingerprint(stage: Stage, params: dict[str, Any], inputs: dict[str, str]) -> str:
+    blob = json.dumps({"id": stage.id, "version": stage.version, "params": params,
+                       "inputs": inputs}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def input_fingerprint(path: Path, cache_file: Path | None = None) -> str:
+    """Gives the content hash of a video file or an image folder (cached by size and mtime)."""
+    path = Path(path).absolute()
+    cache: dict[str, Any] = {}
+    if cache_file is not None:
+        try:
+            cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            cache = {}
+    if not path.exists():
+        return "missing:" + str(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        parts = [f"{p.name}={_file_hash(p, cache)}" for p in files]
+        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    else:
+        digest = _file_hash(path, cache)
+    if cache_file is not None and cache:
+        write_json_atomic(cache_file, cache)
+    return digest
+
+
+def _file_hash(path: Path, cache: dict[str, Any]) -> str:
+    st = path.stat()
+    key = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    hit = cache.get(str(path))
+    if hit and hit[0] == key:
+        return hit[1]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    cache[str(path)] = [key, h.hexdigest()[:20]]
+    return cache[str(path)][1]
+
+
+# --- planning ---------------------------------------------------------------------------------
+def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
+              until: str | None = None, only: str | None = None, force: bool = False) -> Plan:
+    """Gives the plan for a run folder: every stage with its action and the reason."""
+    order = [s.id for s in STAGES]
+    for name, value in (("--from", start), ("--until", until), ("--only", only)):
+        if value is not None and value not in BY_ID:
+            raise PlanError(f"{name} {value}: no such stage; accepted: {', '.join(order)}")
+    lo = order.index(only or start) if (only or start) else 0
+    hi = order.index(only or until) if (only or until) else len(order) - 1
+    choices = read_choices(layout)
+    input_hash: str | None = None
+    steps: dict[str, StagePlan] = {}
+    for idx, stage in enumerate(STAGES):
+        off = stage.off_reason(preset)
+        if off:
+            steps[stage.id] = StagePlan(stage, "off", off)
+            continue
+        params = stage_params(stage, preset)
+        inputs: dict[str, str] = {}
+        if not stage.after:
+            if input_hash is None:
+                input_hash = input_fingerprint(preset.input_path, layout.input_hashes)
+            inputs["run.input"] = input_hash
+        for up in stage.after:
+            upstream = steps[up]
+            if upstream.action == "off":
+                continue
+            fp = upstream.fingerprint
+            if upstream.action == "out":
+                recorded = read_manifest(layout, up)
+                if recorded is None:
+                    fp = ""  # resolved below: this stage cannot run without it
+                else:
+                    fp = recorded["fingerprint"]
+            inputs[up] = fp + (f"#choice={choices[up]}" if up in choices else "")
+        fp = fingerprint(stage, params, inputs)
+        manifest = read_manifest(layout, stage.id)
+        if not lo <= idx <= hi:
+            reason = "outside the requested range"
+            steps[stage.id] = StagePlan(stage, "out", reason, fp, params, inputs)
+            continue
+        missing = [up for up, f in inputs.items() if f == "" or f.startswith("#")]
+        if missing:
+            raise PlanError(f"stage {stage.id} needs {', '.join(missing)}, which has not run in "
+                            f"{layout.root}; widen --from/--only")
+        reason = _stale_reason(stage, manifest, fp, params, inputs, steps, layout)
+        if reason is None:
+            if force:
+                steps[stage.id] = StagePlan(stage, "run", "forced", fp, params, inputs)
+            else:
+                steps[stage.id] = StagePlan(stage, "skip", "unchanged", fp, params, inputs)
+        else:
+            steps[stage.id] = StagePlan(stage, "run", reason, fp, params, inputs)
+    return Plan(tuple(steps.values()))
+
+
+def _stale_reason(stage: Stage, manifest: dict[str, Any] | None, fp: str, params: dict[str, Any],
+                  inputs: dict[str, str], steps: dict[str, StagePlan],
+                  layout: RunLayout) -> str | None:
+    """Gives why a stage must run, or None when its outputs are current."""
+    reruns = [up for up in inputs if up in steps and steps[up].action == "run"]
+    if reruns:
+        return f"upstream {', '.join(reruns)} reruns"
+    if manifest is None:
+        return "not run yet"
+    if manifest.get("fingerprint") == fp:
+        gone = [o for o in manifest.get("outputs", []) if not (layout.root / o).exists()]
+        return f"output {gone[0]} is missing" if gone else None
+    why = [f"{p} {_show(manifest.get('params', {}).get(p))} → {_show(v)}"
+           for p, v in params.items() if manifest.get("params", {}).get(p) != v]
+    if manifest.get("version") != stage.version:
+        why.append(f"implementation v{manifest.get('version')} → v{stage.version}")
+    old_inputs = manifest.get("inputs", {})
+    for up, f in inputs.items():
+        if old_inputs.get(up) != f:
+            if up == "run.input":
+                why.append("the input's content changed")
+            elif "#choice=" in f or "#choice=" in old_inputs.get(up, ""):
+                why.append(f"{up} candidate {_choice(old_inputs.get(up))} → {_choice(f)}")
+            else:
+                why.append(f"upstream {up} changed")
+    return "; ".join(why) or "fingerprint changed"
+
+
+def _show(value: Any) -> str:
+    return "∅" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def _choice(fp: str | None) -> str:
+    return fp.split("#choice=")[1] if fp and "#choice=" in fp else "1"

@@ -1,0 +1,111 @@
+"""One stage in its own process: `python -m gausynth_engine.worker RUN_FOLDER STAGE`.
+
+The orchestrator starts it in a new session with stdout/stderr going to the stage's log file and
+a pipe (fd in GAUSYNTH_EVENT_FD) for structured events, one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ._layout import RunLayout
+from ._preset import load_preset
+from ._stage import StageContext, StageError
+from .stages import BY_ID
+
+
+class Channel:
+    """Writes events as JSON lines to the orchestrator (thread-safe)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._file = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
+        self._lock = threading.Lock()
+        self.sent: list[dict[str, Any]] = []  # kept when there is no pipe (in-process runs)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        event = {"t": time.time(), **event}
+        if self._file is None:
+            self.sent.append(event)
+            return
+        line = json.dumps(event, ensure_ascii=False, default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+
+def resolve_device(wanted: str) -> str:
+    """Gives "cuda" or "cpu" for the preset's run.device."""
+    if wanted == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if wanted == "cuda":
+        raise StageError("run.device = 'cuda' but torch sees no CUDA GPU here; accepted: 'auto' or 'cpu'")
+    return "cpu"
+
+
+def peak_vram() -> int | None:
+    """Gives the most bytes torch allocated on the GPU in this process, if it used one."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return int(torch.cuda.max_memory_allocated())
+
+
+def run_stage(layout: RunLayout, stage_id: str, channel: Channel) -> int:
+    """Runs one stage into its staging folder; gives the process exit code."""
+    stage = BY_ID[stage_id]
+    try:
+        preset = load_preset(layout.preset_snapshot)
+        if stage.run is None:
+            raise StageError(f"stage {stage_id} is not implemented yet ({stage.pending_issue})")
+        device = resolve_device(preset.run.device) if stage.gpu else "cpu"
+        out = layout.staging_for(stage_id)
+        ctx = StageContext(stage, preset, layout, out, channel.emit, device)
+        stage.run(ctx)
+    except StageError as e:
+        channel.emit({"type": "failed", "error": str(e)})
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        channel.emit({"type": "failed", "error": "out of memory (host RAM)",
+                      "detail": traceback.format_exc()})
+        return 1
+    except Exception as e:  # noqa: BLE001 - a stage's bug must still reach the journal
+        traceback.print_exc()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        channel.emit({"type": "failed", "error": f"{type(e).__name__}: {first}",
+                      "detail": traceback.format_exc()})
+        return 1
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    channel.emit({"type": "done", "record": ctx.record_data, "peak_vram": peak_vram(),
+                  "peak_rss": rss, "device": device})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m gausynth_engine.worker RUN_FOLDER STAGE", file=sys.stderr)
+        return 2
+    fd = os.environ.get("GAUSYNTH_EVENT_FD")
+    channel = Channel(int(fd) if fd else None)
+    code = run_stage(RunLayout(Path(args[0])), args[1], channel)
+    if fd is None:
+        for event in channel.sent:
+            print(json.dumps(event, default=str))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
