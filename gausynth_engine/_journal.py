@@ -168,8 +168,11 @@ class RunView:
                 "running", e.pid, e.preset, e.command, e.t)
         elif isinstance(e, StagePlanned):
             s = self.stage(e.stage)
-            s.reason = e.reason
-            s.state = {"run": "pending", "skip": "skipped"}.get(e.action, e.action)
+            if e.action == "out" and s.state in ("done", "skipped"):
+                s.reason = f"{e.reason}; {s.state} before"  # out of range now, still current
+            else:
+                s.reason = e.reason
+                s.state = {"run": "pending", "skip": "skipped"}.get(e.action, e.action)
         elif isinstance(e, StageStarted):
             s = self.stage(e.stage)
             s.state, s.started, s.ended, s.pid, s.log_file = "running", e.t, None, e.pid, e.log

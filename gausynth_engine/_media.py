@@ -50,6 +50,8 @@ def probe_input(path: Path) -> InputInfo:
             raise StageError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
         first = read_image(files[0])
         return InputInfo(path, "images", len(files), None, first.shape[1], first.shape[0])
+    if path.stat().st_size == 0:
+        raise StageError(f"{path}: the file is empty (0 bytes)")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():

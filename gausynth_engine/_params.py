@@ -29,10 +29,14 @@ class Spec:
             named = ", ".join(repr(c) for c in self.choices)
             return f"one of {named}" + (" or a model id / path" if self.open_choices else "")
         if self.min is not None and self.max is not None:
-            return f"{_kind_name(kind)} from {self.min:g} to {self.max:g}"
+            return f"{_kind_name(kind)} from {_num(self.min)} to {_num(self.max)}"
         if self.min is not None:
-            return f"{_kind_name(kind)} ≥ {self.min:g}"
+            return f"{_kind_name(kind)} ≥ {_num(self.min)}"
         return _kind_name(kind)
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 def param(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
@@ -113,7 +117,7 @@ def coerce(info: FieldInfo, value: Any) -> tuple[Any, str | None]:
         bad = [v for v in value if (spec.min is not None and v < spec.min)
                or (spec.max is not None and v > spec.max)]
         if bad:
-            return None, f"{bad[0]} is out of range; accepted: each from {spec.min:g} to {spec.max:g}"
+            return None, f"{bad[0]} is out of range; accepted: each from {_num(spec.min)} to {_num(spec.max)}"
         return value, None
     if spec.choices is not None and value not in spec.choices and not spec.open_choices:
         return None, f"accepted: {spec.accepted(kind)}"

@@ -1,0 +1,7 @@
+"""`python -m gausynth_engine …`: the headless CLI."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

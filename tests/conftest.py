@@ -1,0 +1,56 @@
+"""Shared fixtures: the generated sample and a helper that runs stages through the real engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated turn-around (24 frames, 320×240) with its true cameras beside it."""
+    from gausynth_engine._sample import SampleSpec, make_sample
+
+    return make_sample(tmp_path_factory.mktemp("sample"), SampleSpec(frames=24, width=320, height=240))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """`../shared/data`, or a clean skip on machines without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent on this machine")
+    return SHARED_DATA
+
+
+def small_overrides(video: Path, directory: str = "run", **extra: object) -> list[str]:
+    """Gives `--set` overrides for a fast CPU run of the sample."""
+    sets = {"run.input": str(video), "run.directory": directory, "run.device": "cpu",
+            "preprocess.num_frames": 12, "preprocess.sd_size": 64, "preprocess.colmap_size": 128}
+    sets.update(extra)
+    return [f"{k}={v!r}" if isinstance(v, str) else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+            for k, v in sets.items()]
+
+
+@pytest.fixture
+def engine_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Gives run(overrides, **plan options) → (status, layout, events): a real engine run in tmp."""
+    from gausynth_engine import Orchestrator, RunLayout, make_plan, parse_preset
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(overrides: list[str], **plan_options: object):
+        preset = parse_preset("", "test", overrides)
+        layout = RunLayout.for_run(tmp_path / preset.run.outputs_root, preset.run.directory)
+        events: list = []
+        plan = make_plan(preset, layout, **plan_options)
+        status = Orchestrator(preset, layout, on_event=events.append).run(plan)
+        return status, layout, events
+
+    return run
