@@ -6,10 +6,12 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ._stage import StageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -99,6 +101,7 @@ def read_frames(info: InputInfo, indices: Iterable[int]) -> Iterator[tuple[int, 
 def read_image(path: Path) -> np.ndarray:
     """Gives an image as RGB uint8 [H, W, 3], or RGBA [H, W, 4] when the file has alpha."""
     import cv2
+    import numpy as np
 
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None:
@@ -114,6 +117,7 @@ def read_image(path: Path) -> np.ndarray:
 def write_image(path: Path, image: np.ndarray) -> None:
     """Writes RGB [H, W, 3] or RGBA [H, W, 4] uint8 to `path` (format from the suffix)."""
     import cv2
+    import numpy as np
 
     code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +133,7 @@ def frame_name(index: int, count: int, suffix: str = ".png") -> str:
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> int:
     """Encodes RGB(A) uint8 frames to an H.264 mp4 with PyAV; gives the number of frames written."""
     import av
+    import numpy as np
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     count = 0

@@ -121,7 +121,7 @@ def coerce(info: FieldInfo, value: Any) -> tuple[Any, str | None]:
         return value, None
     if spec.choices is not None and value not in spec.choices and not spec.open_choices:
         return None, f"accepted: {spec.accepted(kind)}"
-    if kind in (int, float):
-        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
-            return None, f"out of range; accepted: {spec.accepted(kind)}"
+    too_low = spec.min is not None and value < spec.min
+    if kind in (int, float) and (too_low or (spec.max is not None and value > spec.max)):
+        return None, f"out of range; accepted: {spec.accepted(kind)}"
     return value, None

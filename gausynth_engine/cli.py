@@ -192,10 +192,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._sample import make_sample
 
-    sample = Path(args.root) / "sample" / "turnaround.mp4"
+    from ._sample import SampleSpec
+
+    w, h = (int(v) for v in args.size.split("x"))
+    spec = SampleSpec(frames=args.frames, width=w, height=h)
+    sample = Path(args.root) / f"sample-{args.frames}-{args.size}" / "turnaround.mp4"
     if not sample.exists():
         print(f"rendering the sample turn-around into {sample.parent} …")
-        make_sample(sample.parent)
+        make_sample(sample.parent, spec)
     name, why = demo_preset_choice(args.preset)
     print(f"demo preset: {name} — {why}")
     overrides = [f"run.input={sample.absolute()}", f"run.outputs_root={Path(args.root).absolute()}",
@@ -308,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--root", default="demo_outputs_dir")
     demo.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     demo.add_argument("--dry-run", action="store_true")
+    demo.add_argument("--frames", type=int, default=96, help="frames of the rendered sample")
+    demo.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the rendered sample")
     demo.set_defaults(func=cmd_demo)
 
     sample = sub.add_parser("sample", help="render the synthetic turn-around (video + true cameras)")

@@ -6,6 +6,7 @@ a pipe (fd in GAUSYNTH_EVENT_FD) for structured events, one JSON object per line
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
@@ -62,6 +63,16 @@ def peak_vram() -> int | None:
     return int(torch.cuda.max_memory_allocated())
 
 
+def describe_failure(e: BaseException, layout: RunLayout) -> str:
+    """Gives one line for people about an unexpected failure."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return f"disk full while writing {e.filename or 'outputs'}; free space under {layout.root} and rerun"
+    if isinstance(e, MemoryError):
+        return "out of memory (host RAM); lower the frame count or sizes in the preset"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}"
+
+
 def run_stage(layout: RunLayout, stage_id: str, channel: Channel) -> int:
     """Runs one stage into its staging folder; gives the process exit code."""
     stage = BY_ID[stage_id]
@@ -77,14 +88,11 @@ def run_stage(layout: RunLayout, stage_id: str, channel: Channel) -> int:
         channel.emit({"type": "failed", "error": str(e)})
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except MemoryError:
-        channel.emit({"type": "failed", "error": "out of memory (host RAM)",
-                      "detail": traceback.format_exc()})
-        return 1
-    except Exception as e:  # noqa: BLE001 - a stage's bug must still reach the journal
+    except BaseException as e:  # noqa: BLE001 - a stage's bug must still reach the journal
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
         traceback.print_exc()
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        channel.emit({"type": "failed", "error": f"{type(e).__name__}: {first}",
+        channel.emit({"type": "failed", "error": describe_failure(e, layout),
                       "detail": traceback.format_exc()})
         return 1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

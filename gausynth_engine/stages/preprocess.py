@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SD_VIDEO = "frames"
 
@@ -38,6 +40,8 @@ def make_square(image: np.ndarray, how: str) -> np.ndarray:
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
         return image[top : top + side, left : left + side]
+    import numpy as np
+
     side = max(h, w)
     out = np.full((side, side, image.shape[2]), 255, dtype=image.dtype)
     top, left = (side - h) // 2, (side - w) // 2
@@ -66,7 +70,7 @@ def run(ctx: StageContext) -> None:
     ctx.log(f"{info.kind} {info.width}×{info.height}, {info.frame_count} frames at {fps:g} fps; "
             f"sampling {p.num_frames}")
     sd_frames = []
-    for n, (source, image) in enumerate(read_frames(info, indices)):
+    for n, (_, image) in enumerate(read_frames(info, indices)):
         square = make_square(image[..., :3], p.square)
         name = frame_name(n, p.num_frames)
         sd = resize(square, p.sd_size)

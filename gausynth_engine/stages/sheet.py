@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+
+if TYPE_CHECKING:
+    import numpy as np
 from ._common import off_without_reimagine
 
 SHEET_NAME = "sheet.png"
@@ -29,6 +31,8 @@ def key_frame_indices(frame_count: int, grid: int) -> list[int]:
 
 def tile(images: list[np.ndarray], grid: int) -> np.ndarray:
     """Gives the row-major grid of equal [S, S, C] images as one [grid·S, grid·S, C] sheet."""
+    import numpy as np
+
     rows = [np.concatenate(images[r * grid : (r + 1) * grid], axis=1) for r in range(grid)]
     return np.concatenate(rows, axis=0)
 

@@ -24,9 +24,9 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_sample(tmp_path_factory.mktemp("long"), SampleSpec(frames=300, width=64, height=48))
 
 
-def start_slow_run(tmp_path: Path, video: Path) -> tuple[subprocess.Popen, RunLayout]:
+def start_slow_run(tmp_path: Path, video: Path, frames: int = 300) -> tuple[subprocess.Popen, RunLayout]:
     args = ["run", "original-only", "--until", "preprocess", "--set", f"run.input={video}",
-            "--set", "preprocess.num_frames=300", "--set", "preprocess.colmap_size=1536",
+            "--set", f"preprocess.num_frames={frames}", "--set", "preprocess.colmap_size=1536",
             "--set", "preprocess.sd_size=64"]
     proc = subprocess.Popen([sys.executable, "-m", "gausynth_engine", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -114,3 +114,11 @@ def test_watch_and_status_rebuild_a_finished_run(engine_run, sample_video: Path,
     assert "status: done" in out and "preprocess  done" in out and "sheet       done" in out
     assert cli(["watch", str(layout.root)]) == 0
     assert "status: done" in capsys.readouterr().out
+
+
+def test_a_dropped_terminal_does_not_stop_the_run(tmp_path: Path, long_video: Path) -> None:
+    proc, layout = start_slow_run(tmp_path, long_video, frames=40)
+    proc.send_signal(signal.SIGHUP)  # what an SSH drop sends to the foreground job
+    assert proc.wait(timeout=120) == 0
+    assert RunView.from_journal(layout.journal).stages["preprocess"].state == "done"
+    assert len(list(layout.filtered_frames_sd.iterdir())) == 40

@@ -12,7 +12,6 @@ from conftest import small_overrides
 from gausynth_engine import (
     PlanError,
     RunLayout,
-    StageDone,
     StageFailed,
     StageStarted,
     make_plan,
@@ -193,3 +192,28 @@ def test_the_journal_alone_rebuilds_the_run(first_run) -> None:
     assert view.stages["preprocess"].value == 12 and view.stages["reimagine"].state == "out"
     lines = layout.journal.read_text().splitlines()
     assert all(json.loads(line)["t"] > 0 for line in lines)
+
+
+def test_unexpected_failures_are_one_line_for_people(tmp_path: Path) -> None:
+    import errno
+
+    from gausynth_engine.worker import describe_failure
+
+    layout = RunLayout(tmp_path)
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
+    assert describe_failure(full, layout) == (
+        f"disk full while writing {tmp_path / 'x.png'}; free space under {tmp_path} and rerun")
+    assert describe_failure(ValueError("bad\nmore"), layout) == "ValueError: bad"
+    assert "out of memory" in describe_failure(MemoryError(), layout)
+
+
+def test_demo_says_which_preset_and_why(tmp_path: Path, capsys, monkeypatch) -> None:
+    from gausynth_engine.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--dry-run", "--root", str(tmp_path / "out"), "--frames", "24",
+                 "--size", "96x64"]) == 0
+    out = capsys.readouterr().out
+    assert "demo preset: " in out and " — " in out
+    assert "plan for " in out and "preprocess  run   not run yet" in out
+    assert (tmp_path / "out" / "sample-24-96x64" / "turnaround.mp4").exists()
