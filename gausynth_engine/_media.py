@@ -130,19 +130,33 @@ def frame_name(index: int, count: int, suffix: str = ".png") -> str:
     return f"{index:0{max(4, len(str(count - 1)))}d}{suffix}"
 
 
+def _opaque(frame: np.ndarray) -> np.ndarray:
+    """Gives an RGB frame; RGBA is shown over white, as the cut-outs are meant to be seen."""
+    import numpy as np
+
+    if frame.shape[2] == 3:
+        return frame
+    alpha = frame[..., 3:4].astype(np.float32) / 255.0
+    return (frame[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> int:
-    """Encodes RGB(A) uint8 frames to an H.264 mp4 with PyAV; gives the number of frames written."""
-    import av
+    """Encodes RGB(A) uint8 frames to an H.264 mp4 with PyAV; gives the number of frames written.
+
+    Without PyAV (a bare GPU box) it falls back to OpenCV's MPEG-4 Part 2 encoder and says so.
+    """
     import numpy as np
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import av
+    except ImportError:
+        return _write_video_opencv(path, frames, fps)
     count = 0
     with av.open(str(path), "w") as container:
         stream = None
         for frame in frames:
-            if frame.shape[2] == 4:  # show transparency as white, as the cut-outs are meant
-                alpha = frame[..., 3:4].astype(np.float32) / 255.0
-                frame = (frame[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+            frame = _opaque(frame)
             if stream is None:
                 stream = container.add_stream("libx264", rate=max(1, round(fps)))
                 stream.height, stream.width = (frame.shape[0] // 2) * 2, (frame.shape[1] // 2) * 2
@@ -155,4 +169,23 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> int:
         if stream is not None:
             for packet in stream.encode():
                 container.mux(packet)
+    return count
+
+
+def _write_video_opencv(path: Path, frames: Iterable[np.ndarray], fps: float) -> int:
+    import sys
+
+    import cv2
+
+    print(f"PyAV is not installed: {path} is MPEG-4 Part 2, not H.264 (pip install av)", file=sys.stderr)
+    writer, count = None, 0
+    for frame in frames:
+        frame = _opaque(frame)
+        if writer is None:
+            size = (frame.shape[1], frame.shape[0])
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), max(1.0, fps), size)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        count += 1
+    if writer is not None:
+        writer.release()
     return count

@@ -217,3 +217,12 @@ def test_demo_says_which_preset_and_why(tmp_path: Path, capsys, monkeypatch) -> 
     assert "demo preset: " in out and " — " in out
     assert "plan for " in out and "preprocess  run   not run yet" in out
     assert (tmp_path / "out" / "sample-24-96x64" / "turnaround.mp4").exists()
+
+
+def test_doctor_reports_without_crashing(capsys) -> None:
+    from gausynth_engine.cli import main
+
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for name in ("CUDA", "NVML telemetry", "gsplat", "pycolmap", "H.264 encoder", "disk"):
+        assert name in out
