@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from gausynth_engine import Orchestrator, RunLayout, make_plan, parse_preset
-from gausynth_engine._plan import input_fingerprint
 from gausynth_engine._media import write_video
+from gausynth_engine._plan import input_fingerprint
 
 
 def main() -> None:
