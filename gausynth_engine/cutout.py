@@ -1,0 +1,191 @@
+"""Background removal with one rembg session per stage, and the alpha compositing of the cut-outs.
+
+A model is a rembg model name (found in rembg's own cache) or a local .onnx file. Nothing is
+downloaded without saying so: offline (HF_HUB_OFFLINE=1) a missing model is
+one StageError that names it and says how to get it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._stage import StageError
+from .models import offline
+
+FIELD = "blend.model"
+# rembg sessions that do not take a single model file we can look for (prompted, remote, custom).
+_NOT_NAMED = {"sam", "u2net_custom", "dis_custom", "ben_custom", "atlascloud", "withoutbg"}
+
+
+@dataclass(frozen=True)
+class MaskModel:
+    """Where a background-removal model is: the rembg session class and the file it will load."""
+
+    ref: str  # what the preset said
+    session: str  # rembg session name
+    path: Path | None  # the .onnx file, None when rembg must download it first
+    home: Path | None  # rembg home to use while opening (a local file's folder)
+
+
+def named_models() -> list[str]:
+    """Gives the rembg model names that a preset may name."""
+    from rembg.sessions import sessions
+
+    return sorted(n for n, cls in sessions.items() if n not in _NOT_NAMED and cls.is_local())
+
+
+def resolve_model(ref: str) -> MaskModel:
+    """Gives where model `ref` (a rembg name or a local .onnx path) is, without downloading."""
+    from rembg.sessions import sessions
+
+    looks_like_path = ref.endswith(".onnx") or os.sep in ref or ref.startswith(".")
+    if looks_like_path:
+        path = Path(ref).expanduser().absolute()
+        if not path.is_file():
+            raise StageError(f"{FIELD} = {ref!r}: no such file; accepted: a rembg model name "
+                             f"({', '.join(named_models())}) or an existing local .onnx file")
+        # A file named like a rembg model (u2net.onnx, birefnet-general.onnx) keeps that model's
+        # pre- and post-processing; any other file runs as a u2net-style custom model.
+        if path.stem in sessions and path.stem not in _NOT_NAMED:
+            return MaskModel(ref, path.stem, path, path.parent)
+        return MaskModel(ref, "u2net_custom", path, path.parent)
+    if ref not in sessions or ref in _NOT_NAMED:
+        raise StageError(f"{FIELD} = {ref!r}: not a rembg model; accepted: "
+                         f"{', '.join(named_models())} or a local .onnx file")
+    found = sessions[ref].resolve_existing(f"{ref}.onnx")
+    return MaskModel(ref, ref, Path(found) if found else None, None)
+
+
+def missing_model_error(model: MaskModel) -> StageError:
+    """Gives the one-line error for a named model that is not on this machine."""
+    from rembg.sessions import sessions
+
+    cls = sessions[model.session]
+    places = f"{cls.model_dir()} or {cls.legacy_home()}"
+    return StageError(
+        f"{FIELD} = {model.ref!r}: rembg's model file {model.ref}.onnx is not on this machine "
+        f"(looked in {places}) and this run is offline; get it once while online with "
+        f"`python -c \"from rembg import new_session; new_session('{model.ref}')\"` "
+        f"(or point REMBG_HOME at a folder holding it), or set {FIELD} to a local .onnx file")
+
+
+@contextlib.contextmanager
+def _rembg_home(home: Path | None) -> Iterator[None]:
+    """Points rembg's model folders at `home` while a session opens (rembg refuses other paths)."""
+    if home is None:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in ("REMBG_HOME", "U2NET_HOME")}
+    os.environ["REMBG_HOME"] = os.environ["U2NET_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def providers_for(device: str) -> list[str]:
+    """Gives onnxruntime providers: CUDA first when the stage runs on CUDA and ORT has it."""
+    import onnxruntime as ort
+
+    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class MaskSession:
+    """One rembg session for a whole stage: `mask(image)` gives the object's alpha."""
+
+    def __init__(self, ref: str, device: str = "cpu",
+                 log: Callable[[str], None] = lambda m: None) -> None:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported
+        from rembg import new_session
+
+        model = resolve_model(ref)
+        if model.path is None:
+            if offline():
+                raise missing_model_error(model)
+            log(f"rembg model {ref!r} is not on this machine: downloading it now (once)")
+        providers = providers_for(device)
+        kwargs = {"model_path": str(model.path)} if model.session == "u2net_custom" else {}
+        try:
+            with _rembg_home(model.home):
+                self._session = new_session(model.session, providers=providers, **kwargs)
+        except Exception as e:  # noqa: BLE001 - a download or ONNX load failure, for people
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StageError(f"{FIELD} = {ref!r}: rembg could not open the model ({first}); "
+                             f"accepted: a rembg model name or a readable .onnx file") from e
+        self.model = model
+        self.providers = list(self._session.inner_session.get_providers())
+        if device == "cuda" and "CUDAExecutionProvider" not in self.providers:
+            log("background removal runs on the CPU: onnxruntime has no working CUDA provider "
+                "here (install onnxruntime-gpu to use the GPU)")
+        log(f"background removal: {model.session} "
+            f"({model.path if model.path else 'rembg cache'}) on {', '.join(self.providers)}")
+
+    def mask(self, image: np.ndarray) -> np.ndarray:
+        """Gives the object's alpha, float32 [H, W] in [0, 1], for an RGB uint8 [H, W, 3] image."""
+        from PIL import Image
+
+        masks = self._session.predict(Image.fromarray(np.ascontiguousarray(image[..., :3])))
+        alpha = np.asarray(masks[0].convert("L"), dtype=np.float32) / 255.0
+        if alpha.shape != image.shape[:2]:  # rembg gives the input's size; make sure of it
+            import cv2
+
+            alpha = cv2.resize(alpha, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return alpha
+
+
+def download_model(name: str) -> Path:
+    """Fetches a named rembg model into rembg's cache (for a `fetch-models` command); gives its path."""
+    model = resolve_model(name)
+    if model.path is not None:
+        return model.path
+    from rembg.sessions import sessions
+
+    return Path(sessions[model.session].download_models())
+
+
+# --- compositing (alpha is float [H, W] in [0, 1], images uint8) ----------------------------------
+def resize_alpha(alpha: np.ndarray, side: int) -> np.ndarray:
+    """Gives a square alpha resized to side × side (area when shrinking, linear when growing)."""
+    import cv2
+
+    if alpha.shape == (side, side):
+        return alpha
+    interp = cv2.INTER_AREA if alpha.shape[0] > side else cv2.INTER_LINEAR
+    return np.clip(cv2.resize(alpha, (side, side), interpolation=interp), 0.0, 1.0)
+
+
+def on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Gives RGB uint8 [H, W, 3]: the image over white through `alpha` (rgb·a + 255·(1 − a))."""
+    a = alpha[..., None].astype(np.float32)
+    out = rgb[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Gives RGBA uint8 [H, W, 4]: the image's own colours with `alpha` (straight, not premultiplied)."""
+    a = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+    return np.concatenate([rgb[..., :3], a[..., None]], axis=2)
+
+
+def fill_silhouette(orig: np.ndarray, reim: np.ndarray, orig_alpha: np.ndarray,
+                    reim_alpha: np.ndarray) -> np.ndarray:
+    """Gives RGB uint8 [H, W, 3] over white: the reimagined object inside the original's silhouette.
+
+    Where the reimagined cut-out is empty (its alpha low) the original object shows through, so
+    the outline is always the original's (what SfM's poses were estimated on).
+    """
+    e = reim_alpha[..., None].astype(np.float32)
+    inside = reim[..., :3].astype(np.float32) * e + orig[..., :3].astype(np.float32) * (1.0 - e)
+    return on_white(inside, orig_alpha)

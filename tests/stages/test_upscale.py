@@ -1,0 +1,158 @@
+"""upscale: a user super-resolves the blended frames with Swin2SR and gets frames that line up
+pixel for pixel with the SfM frames, whatever their size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gausynth_engine import StageError, superres
+from tests.conftest import small_overrides
+
+
+def save_tiny_swin2sr(folder: Path, scale: int, *, nearest: bool = False) -> Path:
+    """Saves a tiny random Swin2SR (embed 16, depths [2, 2], window 8) with its processor.
+
+    nearest=True sets the weights so that the model is exactly nearest-neighbour upscaling: the
+    body's contribution is zeroed, the first convolution copies the colours through and the
+    pixel-shuffle convolution repeats each colour into its s × s block.
+    """
+    import torch
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
+
+    torch.manual_seed(0)
+    config = Swin2SRConfig(embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=8,
+                           upscale=scale, upsampler="pixelshuffledirect", image_size=32)
+    model = Swin2SRForImageSuperResolution(config).eval()
+    if nearest:
+        with torch.no_grad():
+            body = model.swin2sr
+            body.conv_after_body.weight.zero_()
+            body.conv_after_body.bias.zero_()
+            body.first_convolution.weight.zero_()
+            body.first_convolution.bias.zero_()
+            up = model.upsample.conv
+            up.weight.zero_()
+            up.bias.zero_()
+            for c in range(3):
+                body.first_convolution.weight[c, c, 1, 1] = 1.0
+                for k in range(scale * scale):
+                    up.weight[c * scale * scale + k, c, 1, 1] = 1.0
+    model.save_pretrained(folder)
+    Swin2SRImageProcessor().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run faster on one thread than on two contended ones (a busy 2-core CI box)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_x2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_swin2sr(tmp_path_factory.mktemp("swin2sr_x2"), 2)
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    return cv2.GaussianBlur(noise, (0, 0), 2.0) // 2 + rng.integers(0, 128, (h, w, 3)).astype(np.uint8) // 4
+
+
+def test_the_padding_is_cropped_exactly_so_the_output_lines_up(tmp_path: Path) -> None:
+    up = superres.load(str(save_tiny_swin2sr(tmp_path / "nearest", 4, nearest=True)), 4)
+    for h, w in ((32, 32), (21, 30)):  # divisible by 8 (still padded by the processor) and not
+        image = smooth_image(h, w)
+        pixels = up.processor(images=[image], return_tensors="pt",
+                              input_data_format="channels_last").pixel_values
+        assert pixels.shape[-2:] == ((h // 8 + 1) * 8, (w // 8 + 1) * 8)  # what gets cropped
+        (out,) = superres.upscale(up, [image])
+        assert out.shape == (4 * h, 4 * w, 3)
+        # The model is nearest-neighbour, so any shift or stretch would show here.
+        expected = np.repeat(np.repeat(image, 4, axis=0), 4, axis=1)
+        assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+        import cv2
+
+        back = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+        assert np.abs(back.astype(int) - image.astype(int)).max() <= 1
+
+
+def test_tiled_output_equals_untiled_output(tiny_x2: Path) -> None:
+    up = superres.load(str(tiny_x2), 2)
+    images = [smooth_image(72, 88, seed) for seed in range(3)]
+    whole = list(superres.upscale(up, images, tile=512))
+    assert superres.tile_starts(88, 32, 8) == [0, 24, 48, 56]
+    tiled = list(superres.upscale(up, images, tile=32, overlap=8, batch=5))  # batches mix images
+    assert len(tiled) == 3
+    for a, b in zip(whole, tiled, strict=True):
+        assert a.shape == b.shape == (144, 176, 3)
+        diff = np.abs(a.astype(int) - b.astype(int))
+        assert diff.mean() < 1.0 and diff.max() <= 12, (diff.mean(), diff.max())
+
+
+def test_wrong_scale_and_missing_model_are_clear_errors(tiny_x2: Path) -> None:
+    with pytest.raises(StageError, match=r"upscale.scale = 4, but .* upscales ×2"):
+        superres.load(str(tiny_x2), 4)
+    with pytest.raises(StageError) as err:
+        superres.load("caidas/no-such-swin2sr-model", 4)
+    assert "upscale.model = 'caidas/no-such-swin2sr-model'" in str(err.value)
+    assert "huggingface-cli download" in str(err.value)
+
+
+def test_upscale_stage_on_the_sample(engine_run, sample_video: Path, tiny_x2: Path,
+                                     tmp_path: Path) -> None:
+    from gausynth_engine import RunLayout, StageContext, parse_preset
+    from gausynth_engine._media import list_images, read_image, write_image
+    from gausynth_engine.stages import BY_ID
+
+    overrides = small_overrides(sample_video, "sr", **{"run.pipeline": "original"})
+    status, layout, _ = engine_run(overrides, until="preprocess")
+    assert status == "done"
+    # Stand-ins for blend's outputs (its own tests run it): sd-size frames and SfM-size originals.
+    for f in list_images(layout.filtered_frames_sd):
+        write_image(layout.blend_transparent / f.name, read_image(f))
+        write_image(layout.orig_transparent / f.name, read_image(layout.filtered_frames_colmap / f.name))
+    layout.metrics.write_text(json.dumps({"blend": {"comparisons": {}}}))
+
+    def run(scale: int, model: Path, staged: str) -> tuple[RunLayout, list[dict]]:
+        preset = parse_preset("", "test", small_overrides(
+            sample_video, "sr", **{"upscale.model": str(model), "upscale.scale": scale,
+                                   "upscale.tile": 64, "upscale.overlap": 8,
+                                   "blend.clip_model": str(tmp_path / "no-clip")}))
+        out = RunLayout(tmp_path / staged)
+        events: list[dict] = []
+        BY_ID["upscale"].run(StageContext(BY_ID["upscale"], preset, layout, out, events.append, "cpu"))
+        return out, events
+
+    # 64 px × 2 = 128 px = the SfM size: no resizing.
+    out, events = run(2, tiny_x2, "x2")
+    names = [f.name for f in list_images(layout.blend_transparent)]
+    assert [f.name for f in list_images(out.sr_frames)] == names
+    assert read_image(out.sr_frames / names[0]).shape == (128, 128, 3)
+    assert out.video("sr").stat().st_size > 0
+    assert not any(e["type"] == "log" and "resizing" in e["message"] for e in events)
+    metrics = json.loads(out.metrics.read_text())
+    assert "blend" in metrics  # the earlier stage's section is kept
+    comp = metrics["upscale"]["comparisons"]["upscale"]
+    assert set(comp["per_frame"]) == set(names) and comp["output"] == "sr_frames"
+    assert any(e["type"] == "progress" and e["value"] == len(names) for e in events)
+
+    # 64 px × 4 = 256 px ≠ 128 px: resized to the SfM size, and the log says so.
+    out4, events4 = run(4, save_tiny_swin2sr(tmp_path / "x4", 4, nearest=True), "x4")
+    sr = read_image(out4.sr_frames / names[0])
+    assert sr.shape == (128, 128, 3)
+    assert any(e["type"] == "log" and "resizing them to 128 px" in e["message"] for e in events4)
+    # A nearest-neighbour model then resize: the frame still lines up with the original.
+    psnr = json.loads(out4.metrics.read_text())["upscale"]["comparisons"]["upscale"]["mean"]["psnr"]
+    assert psnr > 25
