@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .._params import param
-from .._stage import Stage
+from .._stage import Stage, StageContext, StageError
 from ._common import off_without_reimagine
+
+if TYPE_CHECKING:
+    from .._layout import RunLayout
+    from .._preset import Preset
+    from ..diffusion import PipelineSources
 
 CHECKPOINTS = {
     "juggernaut-xl-v9": "RunDiffusion/Juggernaut-XL-v9",
     "realistic-stock-photo-v2": "stablediffusionapi/realistic-stock-photo-v2",
 }
+
+# Prompt templates: (positive with {prompt}, negative put before the preset's own negative).
+STYLES = {
+    "none": ("{prompt}", ""),
+    "sharp-cinematic": (
+        "cinematic still {prompt} . emotional, harmonious, vignette, 4k epic detailed, shot on kodak, "
+        "35mm photo, sharp focus, high budget, cinemascope, moody, epic, gorgeous, film grain, grainy",
+        "anime, cartoon, graphic, (blur, blurry, bokeh), text, painting, crayon, graphite, abstract, "
+        "glitch, deformed, mutated, ugly, disfigured"),
+}
+PREVIEW_EVERY = 5  # steps between previews of the current estimate
+PREVIEW_NAME = "reimagine_preview.png"
+EDGES_NAME = "edges.png"
+SIZE_MULTIPLE = 64  # SD-XL's VAE (×8) and UNet (×4 more) need sides divisible by 32; 64 is safe
 
 
 @dataclass(frozen=True)
@@ -21,7 +49,7 @@ class Params:
     negative_prompt: str = param("blurry, lowres, deformed, watermark, text",
                                  "What the result should avoid.")
     style: str = param("none", "Prompt template wrapped around the prompt.",
-                       choices=("none", "sharp-cinematic"))
+                       choices=tuple(STYLES))
     strength: float = param(0.7, "Denoising strength: how far the result may leave the original sheet.",
                             min=0.3, max=1.0)
     seed: int = param(-1, "Random seed; -1 = a new random seed (the one used is recorded).",
@@ -42,14 +70,275 @@ class Params:
     canny_high: int = param(220, "Canny high threshold.", min=1, max=255)
     ip_adapter_model: str = param("h94/IP-Adapter",
                                   "IP-Adapter repository (sdxl_models) or a local folder.")
+    ip_adapter_subfolder: str = param("sdxl_models", "Folder of the IP-Adapter weights inside its repository.")
+    ip_adapter_weight_name: str = param("ip-adapter_sdxl.safetensors", "IP-Adapter weights file.")
+    image_encoder: str = param("image_encoder",
+                               "CLIP image encoder folder: a name inside the IP-Adapter's folder, or a "
+                               "path with '/' from the repository root (e.g. models/image_encoder).")
     ip_adapter_weight: float = param(0.6, "IP-Adapter scale; 0 switches it off.", min=0.0, max=2.0)
     ip_adapter_stop: float = param(0.8, "Fraction of the steps after which the image prompt is dropped.",
                                    min=0.0, max=1.0)
-    sheet_size: int = param(1024, "Side of the sheet as the diffusion model sees it, in pixels.",
-                            min=256, max=2048)
+    sheet_size: int = param(1024, "Side of the sheet as the diffusion model sees it, in pixels "
+                            "(rounded down to a multiple of 64).", min=64, max=2048)
     candidates: int = param(1, "How many reimagined sheets to make (each with its own seed).",
                             min=1, max=8)
     low_vram: bool = param(False, "Model CPU offload and VAE tiling, to fit a 1024² sheet in 12 GB.")
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+def styled_prompts(p: Params) -> tuple[str, str]:
+    """Gives (prompt, negative prompt) with the style template applied."""
+    template, negative = STYLES[p.style]
+    joined = ", ".join(x for x in (negative, p.negative_prompt) if x.strip())
+    return template.replace("{prompt}", p.prompt), joined
+
+
+def diffusion_size(p: Params) -> int:
+    """Gives the side the sheet is diffused at: sheet_size rounded down to a multiple of 64."""
+    return max(SIZE_MULTIPLE, p.sheet_size // SIZE_MULTIPLE * SIZE_MULTIPLE)
+
+
+def candidate_seeds(seed: int, count: int) -> list[int]:
+    """Gives one seed per candidate: seed, seed+1, … (a fresh random start for seed -1)."""
+    base = secrets.randbelow(2**32) if seed < 0 else seed
+    return [(base + k) % 2**32 for k in range(count)]
+
+
+def controlnet_on(p: Params) -> bool:
+    """Gives whether the ControlNet guides at all (a weight or stop-at of 0 leaves it unloaded)."""
+    return p.controlnet and p.canny_weight > 0 and p.canny_stop > 0
+
+
+def ip_adapter_on(p: Params) -> bool:
+    """Gives whether the IP-Adapter guides at all (a weight or stop-at of 0 leaves it unloaded)."""
+    return p.ip_adapter_weight > 0 and p.ip_adapter_stop > 0
+
+
+def resize_square(image: np.ndarray, side: int) -> np.ndarray:
+    """Gives an RGB image resized to side × side (area when shrinking, Lanczos when growing)."""
+    import cv2
+
+    if image.shape[0] == side and image.shape[1] == side:
+        return image
+    interp = cv2.INTER_AREA if image.shape[0] > side else cv2.INTER_LANCZOS4
+    return cv2.resize(image, (side, side), interpolation=interp)
+
+
+def sheet_edges(sheet: np.ndarray, p: Params) -> np.ndarray:
+    """Gives the PyraCanny map [S, S] of a sheet at the diffusion size, for the preset's thresholds."""
+    from ..edges import pyra_canny
+
+    return pyra_canny(resize_square(sheet, diffusion_size(p)), p.canny_low, p.canny_high)
+
+
+# --- models -----------------------------------------------------------------------------------
+def pipeline_sources(preset: Preset, log: Callable[[str], None] | None = None,
+                     progress: Callable[[float, float, str], None] | None = None) -> PipelineSources:
+    """Gives the local paths of the models the preset's reimagination loads.
+
+    Models a zero weight (or stop-at) switches off are not needed, not even present. Missing
+    ones are fetched with progress when online, else StageError says how to get them.
+    """
+    from .. import models
+    from ..diffusion import IpAdapterSource, PipelineSources
+
+    p: Params = preset.reimagine
+    paths = {ref.key: models.require(ref, log, progress) for ref in models.reimagine_models(preset)}
+    ip = None
+    if "ip_adapter" in paths:
+        ip = IpAdapterSource(paths["ip_adapter"], p.ip_adapter_subfolder, p.ip_adapter_weight_name,
+                             p.image_encoder)
+    return PipelineSources(checkpoint=paths["checkpoint"], single_file_config=paths.get("single_file_config"),
+                           controlnet=paths.get("controlnet"), ip_adapter=ip)
+
+
+# --- the diffusion ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reimagined:
+    """What one reimagination made."""
+
+    edges: np.ndarray | None  # uint8 [S, S], None when the ControlNet is off
+    seeds: list[int]
+    sheets: list[np.ndarray]  # uint8 [S, S, 3], one per seed
+    steps: int  # denoising steps per candidate
+    seconds: list[float]  # time inside each pipeline call
+
+
+def reimagine(sheet: np.ndarray, p: Params, device: str, sources: PipelineSources, seeds: list[int], *,
+              on_step: Callable[[int, int], None] | None = None,
+              on_preview: Callable[[int, np.ndarray], None] | None = None) -> Reimagined:
+    """Gives one reimagined sheet per seed for an RGB uint8 sheet [H, W, 3].
+
+    `on_step(done, total)` counts steps over all candidates; `on_preview(candidate, rgb)` gets a
+    small picture of the current estimate every few steps. The models are released on return.
+    """
+    from ..diffusion import loaded_pipeline
+
+    with loaded_pipeline(sources, device, p.low_vram) as pipe:
+        return generate(pipe, sheet, p, sources, seeds, on_step=on_step, on_preview=on_preview)
+
+
+def generate(pipe: Any, sheet: np.ndarray, p: Params, sources: PipelineSources, seeds: list[int], *,
+             on_step: Callable[[int, int], None] | None = None,
+             on_preview: Callable[[int, np.ndarray], None] | None = None) -> Reimagined:
+    """Gives one reimagined sheet per seed with a pipeline built from `sources` (see `reimagine`)."""
+    import torch
+    from PIL import Image
+
+    from ..diffusion import StepHooks, img2img_steps
+    from ..edges import control_image
+
+    size = diffusion_size(p)
+    image = Image.fromarray(resize_square(sheet[..., :3], size))
+    prompt, negative = styled_prompts(p)
+    call: dict[str, Any] = dict(prompt=prompt, negative_prompt=negative or None, image=image,
+                                strength=p.strength, num_inference_steps=p.steps,
+                                guidance_scale=p.guidance, output_type="np")
+    edges = None
+    if sources.controlnet is not None:
+        edges = sheet_edges(sheet[..., :3], p)
+        call.update(control_image=Image.fromarray(control_image(edges)),
+                    controlnet_conditioning_scale=p.canny_weight, control_guidance_end=p.canny_stop)
+    if sources.ip_adapter is not None:
+        call["ip_adapter_image"] = image
+    per = img2img_steps(p.steps, p.strength)
+    sheets: list[np.ndarray] = []
+    seconds: list[float] = []
+    for k, seed in enumerate(seeds):
+        hooks = StepHooks(
+            per, ip_weight=p.ip_adapter_weight if sources.ip_adapter else 0.0, ip_stop=p.ip_adapter_stop,
+            on_step=(lambda done, total, k=k: on_step(k * total + done, len(seeds) * total))
+            if on_step else None,
+            on_preview=(lambda rgb, k=k: on_preview(k + 1, rgb)) if on_preview else None,
+            preview_every=PREVIEW_EVERY)
+        hooks.start(pipe)
+        started = time.perf_counter()
+        out = pipe(**call, generator=torch.Generator("cpu").manual_seed(seed),
+                   callback_on_step_end=hooks).images[0]
+        seconds.append(time.perf_counter() - started)
+        sheets.append((np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return Reimagined(edges, list(seeds), sheets, per, seconds)
+
+
+# --- the stage --------------------------------------------------------------------------------
+def sheet_record(layout: RunLayout) -> dict[str, Any]:
+    """Gives what the sheet stage recorded (grid, tile_size, key_frame_files), or StageError."""
+    from .._plan import read_manifest
+
+    manifest = read_manifest(layout, "sheet")
+    if manifest is None:
+        raise StageError(f"{layout.manifest('sheet')}: the sheet stage has not finished in this run")
+    return manifest["record"]
+
+
+def cut_tiles(sheet: np.ndarray, grid: int, tile_size: int) -> list[np.ndarray]:
+    """Gives the grid² tiles of a reimagined sheet, each tile_size × tile_size, row-major."""
+    from .sheet import untile
+
+    return untile(resize_square(sheet, grid * tile_size), grid)
+
+
+def run(ctx: StageContext) -> None:
+    from .._media import read_image, write_image
+    from .._plan import read_choices
+
+    p: Params = ctx.params
+    rec = sheet_record(ctx.layout)
+    sheet = read_image(ctx.layout.orig_sheets / "sheet.png")[..., :3]
+    sources = pipeline_sources(ctx.preset, ctx.log,
+                               lambda done, total, unit: ctx.progress(done, total, f"download {unit}"))
+    seeds = candidate_seeds(p.seed, p.candidates)
+    ctx.log(f"reimagining a {diffusion_size(p)}² sheet on {ctx.device}: seeds {seeds}, "
+            f"ControlNet {'on' if sources.controlnet else 'off'}, "
+            f"IP-Adapter {'on' if sources.ip_adapter else 'off'}, low-VRAM {'on' if p.low_vram else 'off'}")
+    ctx.layout.artifacts.mkdir(parents=True, exist_ok=True)
+    preview = ctx.layout.artifacts / PREVIEW_NAME
+
+    def show(candidate: int, rgb: np.ndarray) -> None:
+        tmp = preview.with_name(f".{preview.stem}.tmp.png")
+        write_image(tmp, rgb)
+        os.replace(tmp, preview)
+        ctx.artifact(preview, "image")
+
+    result = reimagine(sheet, p, ctx.device, sources, seeds,
+                       on_step=lambda done, total: ctx.progress(done, total, "steps"), on_preview=show)
+    out = ctx.out.reimagine_sheets
+    if result.edges is not None:
+        write_image(out / EDGES_NAME, np.repeat(result.edges[..., None], 3, axis=2))
+        ctx.artifact(out / EDGES_NAME, "image")
+    chosen = read_choices(ctx.layout).get("reimagine", 1)
+    if not 1 <= chosen <= len(seeds):
+        ctx.log(f"the chosen candidate {chosen} is beyond reimagine.candidates = {len(seeds)}; "
+                f"candidate 1 feeds on", "warning")
+        chosen = 1
+    names = rec["key_frame_files"]
+    for k, image in enumerate(result.sheets, start=1):
+        write_image(out / f"sheet_{k}.png", image)
+        for name, tile in zip(names, cut_tiles(image, rec["grid"], rec["tile_size"]), strict=True):
+            write_image(out / "candidates" / str(k) / name, tile)
+            if k == chosen:
+                write_image(ctx.out.key_frames / name, tile)
+    ctx.artifact(out / f"sheet_{chosen}.png", "image")
+    ctx.metric("diffusion_seconds", sum(result.seconds))
+    ctx.record(seed=seeds[0], seeds=seeds, candidates=len(seeds), chosen=chosen,
+               sheet_files=[f"sheet_{k}.png" for k in range(1, len(seeds) + 1)],
+               key_frames=rec["key_frames"], key_frame_files=names, tile_size=rec["tile_size"],
+               grid=rec["grid"], diffusion_size=diffusion_size(p), steps_per_candidate=result.steps,
+               diffusion_seconds=[round(x, 3) for x in result.seconds],
+               controlnet=sources.controlnet is not None, ip_adapter=sources.ip_adapter is not None)
+
+
+# --- commands the CLI wires -------------------------------------------------------------------
+def choose_candidate(layout: RunLayout, k: int) -> Path:
+    """Makes candidate k feed the next stages: rewrites key_frames from it and records the choice.
+
+    Gives the key-frame folder. Only what is downstream of reimagine reruns afterwards: the
+    planner puts the choice into their fingerprints. Raises StageError for an unknown k.
+    """
+    from .._plan import read_choices, read_manifest, write_json_atomic
+
+    manifest = read_manifest(layout, "reimagine")
+    if manifest is None:
+        raise StageError(f"{layout.root}: reimagine has not finished in this run; nothing to choose")
+    count = int(manifest["record"]["candidates"])
+    if not 1 <= k <= count:
+        raise StageError(f"candidate {k}: accepted a whole number from 1 to {count} "
+                         f"(reimagine.candidates = {count} in {layout.root})")
+    source = layout.reimagine_sheets / "candidates" / str(k)
+    if not source.is_dir():
+        raise StageError(f"{source}: the tiles of candidate {k} are missing; rerun reimagine")
+    tmp = layout.reimagine_sheets / f".key_frames.{os.getpid()}.tmp"
+    old = layout.reimagine_sheets / f".key_frames.{os.getpid()}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    if layout.key_frames.exists():
+        os.replace(layout.key_frames, old)
+    os.replace(tmp, layout.key_frames)
+    shutil.rmtree(old, ignore_errors=True)
+    choices = read_choices(layout)
+    if k == 1:  # the default: downstream fingerprints return to what they were without a choice
+        choices.pop("reimagine", None)
+    else:
+        choices["reimagine"] = k
+    write_json_atomic(layout.choices, choices)
+    return layout.key_frames
+
+
+def preview_edges(preset: Preset, out_path: Path) -> Path:
+    """Writes the PyraCanny map of the run's model sheet for the preset's thresholds; gives out_path.
+
+    Loads no model: it reads `orig_sheets/sheet.png` of the preset's run folder.
+    """
+    from .._layout import RunLayout
+    from .._media import read_image, write_image
+
+    layout = RunLayout.for_run(Path(preset.run.outputs_root), preset.run.directory)
+    path = layout.orig_sheets / "sheet.png"
+    if not path.exists():
+        raise StageError(f"{path}: no model sheet yet; run the stages up to 'sheet' first")
+    edges = sheet_edges(read_image(path)[..., :3], preset.reimagine)
+    write_image(Path(out_path), np.repeat(edges[..., None], 3, axis=2))
+    return Path(out_path)
 
 
 STAGE = Stage(
@@ -59,8 +348,7 @@ STAGE = Stage(
     after=("sheet",),
     outputs=("reimagine_sheets",),
     version=1,
-    run=None,
+    run=run,
     gpu=True,
     off_when=off_without_reimagine,
-    pending_issue="issue 3",
 )
