@@ -17,6 +17,7 @@ from ._layout import LayoutError, RunLayout
 from ._lock import RunLock, RunLockedError, holder_alive
 from ._plan import PlanError, make_plan
 from ._preset import Preset, PresetError, load_preset, preset_table
+from ._stage import StageError
 from .stages import STAGES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_CANCELLED = 0, 1, 2, 3, 130
@@ -190,9 +191,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ._sample import make_sample
-
-    from ._sample import SampleSpec
+    from ._sample import SampleSpec, make_sample
 
     w, h = (int(v) for v in args.size.split("x"))
     spec = SampleSpec(frames=args.frames, width=w, height=h)
@@ -273,6 +272,59 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- models, choices, previews ---------------------------------------------------------------
+def _preset_from(args: argparse.Namespace) -> Preset:
+    return resolve_paths(load_preset(find_preset(args.preset), args.set))
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import models_fetch, models_list
+
+    preset = _preset_from(args)
+    if args.action == "fetch":
+        def progress(ref, done: float, total: float, unit: str) -> None:
+            print(f"\r  {ref.source}: {done / 2**20:.0f}/{total / 2**20:.0f} MiB" if unit == "B"
+                  else f"\r  {ref.source}: {done:g}/{total:g} {unit}", end="", flush=True)
+
+        for path in models_fetch(preset, progress):
+            print(f"\n✔ {path}")
+        return EXIT_OK
+    rows = models_list(preset)
+    if not rows:
+        print("this preset needs no model weights")
+    for r in rows:
+        mark = "✔" if r["present"] else "✘"
+        print(f"{mark} {r['role']:<32} {r['field']:<24} {r['source']}  {r['path'] or '(missing)'}")
+    return EXIT_OK if all(r["present"] for r in rows) else EXIT_FAILED
+
+
+def cmd_choose(args: argparse.Namespace) -> int:
+    from .stages.reimagine import choose_candidate
+
+    if args.stage != "reimagine":
+        raise StageError(f"choose {args.stage}: only reimagine has candidates")
+    layout = find_run(args.run, args.root)
+    lock = RunLock(layout.lock)
+    lock.acquire()
+    try:
+        folder = choose_candidate(layout, args.candidate)
+    finally:
+        lock.release()
+    print(f"candidate {args.candidate} now feeds the stages after reimagine ({folder}); "
+          "`gausynth run` reruns only those")
+    return EXIT_OK
+
+
+def cmd_preview_edges(args: argparse.Namespace) -> int:
+    from .stages.reimagine import preview_edges
+
+    preset = _preset_from(args)
+    layout = RunLayout.for_run(Path(preset.run.outputs_root), preset.run.directory)
+    out = Path(args.out) if args.out else layout.artifacts / "edges.png"
+    print(preview_edges(preset, out))
+    return EXIT_OK
+
+
 # --- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gausynth", description="Turn a turn-around video into a "
@@ -330,6 +382,24 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--write-readme", metavar="README", help="refresh the table inside README")
     schema.set_defaults(func=cmd_schema)
     sub.add_parser("presets", help="list the bundled presets").set_defaults(func=cmd_presets)
+
+    models = sub.add_parser("models", help="list or download the model weights a preset needs")
+    models.add_argument("action", choices=("list", "fetch"))
+    models.add_argument("preset")
+    models.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    models.set_defaults(func=cmd_models)
+
+    choose = with_root(sub.add_parser("choose", help="make another reimagination candidate feed on"))
+    choose.add_argument("run")
+    choose.add_argument("stage", choices=("reimagine",))
+    choose.add_argument("candidate", type=int)
+    choose.set_defaults(func=cmd_choose)
+
+    edges = sub.add_parser("preview-edges", help="write the canny edge map of a run's sheet (no model)")
+    edges.add_argument("preset")
+    edges.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    edges.add_argument("--out", help="where to write the PNG (default: the run's artifacts)")
+    edges.set_defaults(func=cmd_preview_edges)
     return parser
 
 
@@ -347,5 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     except RunLockedError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_LOCKED
+    except StageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK

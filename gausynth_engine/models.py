@@ -82,10 +82,14 @@ def _cached_file(repo: str, filename: str) -> Path | None:
 
 
 def missing_files(ref: ModelRef) -> list[str]:
-    """Gives what of `ref` is not here (empty when it can be loaded without a download)."""
+    """Gives what of `ref` is not here (empty when it can be loaded without a download).
+
+    An entry "a|b" of `files` is satisfied by either file (weights saved in either format).
+    """
     if ref.kind in ("file", "folder"):
         return [] if Path(ref.source).expanduser().exists() else [ref.source]
-    return [f for f in ref.files if _cached_file(ref.source, f) is None]
+    return [f for f in ref.files
+            if all(_cached_file(ref.source, alt) is None for alt in f.split("|"))]
 
 
 def is_present(ref: ModelRef) -> bool:
@@ -132,7 +136,7 @@ def fetch(ref: ModelRef, progress: ProgressFn | None = None) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        snapshot_download(ref.source, allow_patterns=list(ref.files),
+        snapshot_download(ref.source, allow_patterns=[a for f in ref.files for a in f.split("|")],
                           tqdm_class=_progress_class(progress) if progress else None)
     except Exception as e:  # noqa: BLE001 - network and hub errors all mean the same to people
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -219,15 +223,39 @@ def _join(folder: str, name: str) -> str:
     return f"{folder.strip('/')}/{name}" if folder.strip("/") else name
 
 
+def upscale_models(preset: Preset) -> list[ModelRef]:
+    """Gives the Swin2SR model when the preset super-resolves."""
+    if preset.run.pipeline != "reimagine":
+        return []
+    return [ModelRef("upscaler", "Swin2SR super-resolution model", "upscale.model", preset.upscale.model,
+                     ("config.json", "model.safetensors|pytorch_model.bin"))]
+
+
 def preset_models(preset: Preset) -> list[ModelRef]:
-    """Gives every model a preset needs (the stages that resolve their own add theirs here)."""
-    return reimagine_models(preset)
+    """Gives every Hugging Face model a preset needs (rembg's models are listed apart)."""
+    return reimagine_models(preset) + upscale_models(preset)
+
+
+def _needs_cutout(preset: Preset) -> bool:
+    from .stages.blend import STAGE
+
+    return STAGE.off_reason(preset) is None
 
 
 def missing_models(preset: Preset) -> list[str]:
     """Gives one line per model the preset needs that is not here (empty: all present)."""
-    return [missing_message(ref, gone) for ref in preset_models(preset)
-            if (gone := missing_files(ref))]
+    lines = [missing_message(ref, gone) for ref in preset_models(preset)
+             if (gone := missing_files(ref))]
+    if _needs_cutout(preset):
+        from .cutout import missing_model_error, resolve_model
+
+        try:
+            mask = resolve_model(preset.blend.model)
+            if mask.path is None:
+                lines.append(str(missing_model_error(mask)))
+        except StageError as e:
+            lines.append(str(e))
+    return lines
 
 
 def models_list(preset: Preset) -> list[dict[str, Any]]:
@@ -237,6 +265,16 @@ def models_list(preset: Preset) -> list[dict[str, Any]]:
         present = is_present(ref)
         rows.append({"key": ref.key, "role": ref.role, "field": ref.field, "source": ref.source, "kind": ref.kind,
                      "present": present, "path": str(local_path(ref)) if present else ""})
+    if _needs_cutout(preset):
+        from .cutout import resolve_model
+
+        try:
+            mask = resolve_model(preset.blend.model)
+            path = str(mask.path) if mask.path else ""
+        except StageError:
+            path = ""
+        rows.append({"key": "cutout", "role": "background-removal model", "field": "blend.model",
+                     "source": preset.blend.model, "kind": "rembg", "present": bool(path), "path": path})
     return rows
 
 
@@ -251,4 +289,8 @@ def models_fetch(preset: Preset, progress: Callable[[ModelRef, float, float, str
     for ref in preset_models(preset):
         forward = (lambda d, t, u, ref=ref: progress(ref, d, t, u)) if progress else None
         paths.append(fetch(ref, forward))
+    if _needs_cutout(preset):
+        from .cutout import download_model
+
+        paths.append(download_model(preset.blend.model))
     return paths
