@@ -2,16 +2,108 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._params import param
-from .._stage import Stage
+from .._stage import Stage, StageContext, StageError
 from ._common import off_without_reimagine
+
+if TYPE_CHECKING:
+    import numpy as np
+
+VIDEO = "ebsynth"
 
 
 @dataclass(frozen=True)
 class Params:
     flow: str = param("dis", "Dense optical flow between original frames.", choices=("dis", "farneback"))
+    cyclic: bool = param(True, "The clip is a closed turn-around: frames after the last key frame blend "
+                         "back towards the first one.")
+    tolerance_px: float = param(1.0, "Forward–backward flow error (px) tolerated before a carried key "
+                                "frame loses trust there; the frame's own picture, recoloured like "
+                                "the key, fills in what no key covers.", min=0.1, max=20.0)
+    colour_tolerance: float = param(25.0, "Colour difference (0–255) between a frame and its original "
+                                    "key frame carried onto it at which the carried restyle loses "
+                                    "most of its trust there.", min=1.0, max=255.0)
+
+
+def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
+              expected: list[int] | None) -> dict[int, np.ndarray]:
+    """Gives frame index → key tile RGB uint8 [H, W, 3] at the frames' size, from `folder`.
+
+    Tiles are named like the frame they restyle; `expected` (the sheet's key indices) must all
+    be there when given.
+    """
+    import cv2
+    import numpy as np
+
+    from .._media import list_images, read_image
+
+    if not folder.is_dir():
+        raise StageError(f"{folder}: no key-frame tiles (the reimagine stage writes them); rerun reimagine")
+    index = {f.stem: i for i, f in enumerate(frame_files)}
+    keys: dict[int, np.ndarray] = {}
+    for path in list_images(folder):
+        if path.stem not in index:
+            raise StageError(f"{path}: named like no frame of filtered_frames_sd; accepted: a frame's "
+                             f"name, {frame_files[0].name} … {frame_files[-1].name}")
+        tile = read_image(path)[..., :3]
+        if tile.shape[:2] != shape:  # sheets are cut at the diffusion size: bring tiles to the frames'
+            interp = cv2.INTER_AREA if tile.shape[0] > shape[0] else cv2.INTER_LANCZOS4
+            tile = cv2.resize(tile, (shape[1], shape[0]), interpolation=interp)
+        keys[index[path.stem]] = np.ascontiguousarray(tile)
+    missing = sorted(set(expected or ()) - set(keys))
+    if missing:
+        names = ", ".join(frame_files[i].name for i in missing if i < len(frame_files))
+        raise StageError(f"{folder}: key-frame tiles missing for {names} (the sheet chose frames {expected})")
+    if not keys:
+        raise StageError(f"{folder}: holds no key-frame images; rerun reimagine")
+    return keys
+
+
+def video_fps(preprocess_record: dict | None, frame_count: int) -> float:
+    """Gives the preview rate that makes the video last as long as the input clip did."""
+    if not preprocess_record or not preprocess_record.get("fps") or not preprocess_record.get("input_frames"):
+        return 10.0
+    duration = preprocess_record["input_frames"] / preprocess_record["fps"]
+    return min(60.0, max(1.0, frame_count / duration))
+
+
+def run(ctx: StageContext) -> None:
+    from .._media import list_images, read_image, write_image, write_video
+    from .._plan import read_manifest
+    from ..propagation import propagate
+    from ..propagation.sequence import check_inputs
+
+    p: Params = ctx.params
+    files = list_images(ctx.layout.filtered_frames_sd)
+    if not files:
+        raise StageError(f"{ctx.layout.filtered_frames_sd}: no frames; rerun preprocess")
+    frames = [read_image(f)[..., :3] for f in files]
+    sheet = (read_manifest(ctx.layout, "sheet") or {}).get("record", {})
+    keys = load_keys(ctx.layout.key_frames, files, frames[0].shape[:2], sheet.get("key_frames"))
+    try:
+        check_inputs(frames, keys, p.flow)
+    except ValueError as error:
+        raise StageError(f"{ctx.layout.filtered_frames_sd}: {error}") from None
+    ctx.log(f"{len(frames)} frames, key frames {sorted(keys)}; flow {p.flow}, "
+            f"{'cyclic' if p.cyclic else 'open'} clip")
+
+    def written() -> Iterator[np.ndarray]:
+        results = propagate(frames, keys, flow=p.flow, cyclic=p.cyclic, tolerance_px=p.tolerance_px,
+                            colour_tolerance=p.colour_tolerance)
+        for n, image in enumerate(results):
+            write_image(ctx.out.ebsynth_all / files[n].name, image)
+            ctx.progress(n + 1, len(frames), "frames")
+            yield image
+
+    preprocess = (read_manifest(ctx.layout, "preprocess") or {}).get("record")
+    write_video(ctx.out.video(VIDEO), written(), fps=video_fps(preprocess, len(frames)))
+    ctx.artifact(ctx.out.video(VIDEO), "video")
+    ctx.record(key_frames=sorted(keys), frames=len(frames), flow=p.flow, cyclic=p.cyclic)
 
 
 STAGE = Stage(
@@ -19,9 +111,8 @@ STAGE = Stage(
     title="Propagate key frames",
     section="propagate",
     after=("preprocess", "reimagine"),
-    outputs=("ebsynth_all", "new_videos/ebsynth.mp4"),
+    outputs=("ebsynth_all", f"new_videos/{VIDEO}.mp4"),
     version=1,
-    run=None,
+    run=run,
     off_when=off_without_reimagine,
-    pending_issue="issue 4",
 )

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .._params import param
 from .._stage import Stage, StageContext, StageError
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .._layout import RunLayout
     from .._preset import Preset
     from ..diffusion import PipelineSources
@@ -182,6 +182,7 @@ def generate(pipe: Any, sheet: np.ndarray, p: Params, sources: PipelineSources, 
              on_step: Callable[[int, int], None] | None = None,
              on_preview: Callable[[int, np.ndarray], None] | None = None) -> Reimagined:
     """Gives one reimagined sheet per seed with a pipeline built from `sources` (see `reimagine`)."""
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -239,6 +240,8 @@ def cut_tiles(sheet: np.ndarray, grid: int, tile_size: int) -> list[np.ndarray]:
 
 
 def run(ctx: StageContext) -> None:
+    import numpy as np
+
     from .._media import read_image, write_image
     from .._plan import read_choices
 
@@ -329,6 +332,8 @@ def preview_edges(preset: Preset, out_path: Path) -> Path:
 
     Loads no model: it reads `orig_sheets/sheet.png` of the preset's run folder.
     """
+    import numpy as np
+
     from .._layout import RunLayout
     from .._media import read_image, write_image
 
