@@ -1,12 +1,27 @@
-"""splat: 3D Gaussian Splatting with gsplat, on the reimagined or the original frames."""
+"""splat: 3D Gaussian Splatting with gsplat, on the reimagined or the original frames.
+
+Each variant trains in a work folder under `.gausynth/checkpoints/{variant}/` (it survives a
+killed worker, unlike the staging folder): the lined-up views, the checkpoint and the growing
+`gs/` output. A rerun with the same settings and inputs resumes from the checkpoint; when the
+training ends, the output moves into `gs/{variant}_{iterations}-{stamp}/` and the work folder
+goes away.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .._params import param
-from .._stage import Stage
+from .._stage import Stage, StageContext, StageError
 from ._common import off_without_reimagine
+
+WORK_META = "training.json"
 
 
 @dataclass(frozen=True)
@@ -23,6 +38,137 @@ class Params:
                           choices=("default", "mcmc"))
     max_gaussians: int = param(1_000_000, "Gaussian cap of the MCMC strategy.",
                                min=1000, max=50_000_000)
+    downscale: int = param(1, "Train on the frames shrunk by this factor (saves memory and time).",
+                           min=1, max=16)
+    packed: bool = param(False, "gsplat's packed mode: less GPU memory, slightly slower.")
+    checkpoint_every: int = param(1000, "Save a resumable checkpoint every this many iterations.",
+                                  min=100, max=30000)
+
+
+def source_frames(ctx: StageContext, variant: str) -> Path:
+    """Gives the folder of frames a variant trains on."""
+    from . import BY_ID
+
+    if variant == "reim":
+        return ctx.layout.sr_frames
+    if BY_ID["blend"].off_reason(ctx.preset):  # no cut-outs in this preset: the plain frames
+        return ctx.layout.filtered_frames_colmap
+    return ctx.layout.orig_transparent
+
+
+def training_key(ctx: StageContext) -> str:
+    """Gives what identifies one training: stage, version, settings, upstream fingerprints."""
+    from .._plan import read_manifest
+
+    upstream = {up: (read_manifest(ctx.layout, up) or {}).get("fingerprint", "")
+                for up in ctx.stage.after}
+    return json.dumps({"stage": ctx.stage.id, "version": ctx.stage.version, "device": ctx.device,
+                       "params": dataclasses.asdict(ctx.params), "inputs": upstream},
+                      sort_keys=True, default=list)
+
+
+def work_folder(ctx: StageContext, variant: str, key: str) -> tuple[Path, dict[str, Any]]:
+    """Gives the variant's work folder and its meta (key, stamp), fresh unless `key` matches."""
+    work = ctx.layout.meta / "checkpoints" / variant
+    try:
+        meta = json.loads((work / WORK_META).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        meta = {}
+    if meta.get("key") != key:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        meta = {"key": key, "stamp": time.strftime("%Y%m%d-%H%M%S")}
+        (work / WORK_META).write_text(json.dumps(meta), encoding="utf-8")
+    return work, meta
+
+
+def video_fps(ctx: StageContext) -> float:
+    """Gives the frame rate at which the renders last as long as the input clip did."""
+    from .._plan import read_manifest
+
+    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    try:
+        duration = record["input_frames"] / record["fps"]
+        return min(60.0, max(1.0, len(record["frames"]) / duration))
+    except (KeyError, TypeError, ZeroDivisionError):
+        return 24.0
+
+
+def train_config(p: Params) -> Any:
+    from ..splatting.train import TrainConfig
+
+    return TrainConfig(iterations=p.iterations, eval_at=tuple(p.eval_at), sh_degree=p.sh_degree,
+                       background=p.background, test_every=p.test_every, strategy=p.strategy,
+                       max_gaussians=p.max_gaussians, checkpoint_every=p.checkpoint_every,
+                       packed=p.packed)
+
+
+def run_variant(ctx: StageContext, variant: str) -> None:
+    from .._media import list_images, read_image, write_video
+    from ..poses import prepare_views
+    from ..splatting.dataset import load_scene
+    from ..splatting.train import OutOfMemory, train
+
+    p: Params = ctx.params
+    if p.strategy == "mcmc" and ctx.device != "cuda":
+        raise StageError("splat.strategy = 'mcmc' needs a CUDA GPU (gsplat's relocation kernel); "
+                         "accepted on CPU: 'default'")
+    source = source_frames(ctx, variant)
+    if not source.is_dir():
+        raise StageError(f"{source}: no frames to train on; run the stage that writes it first")
+    key = training_key(ctx)
+    work, meta = work_folder(ctx, variant, key)
+    views = work / "views"
+    shutil.rmtree(views, ignore_errors=True)
+    prepare_views(ctx.layout, source, views)
+    scene = load_scene(ctx.layout.colmap_sparse, views, p.background, p.downscale)
+    width, height = scene.size
+    if ctx.device != "cuda" and width * height > 256 * 256:
+        ctx.log(f"training at {width}×{height} px on the CPU rasterizer will be very slow; "
+                "raise splat.downscale or use a GPU", "warning")
+    try:
+        result = train(scene, train_config(p), work / "output", work, ctx, ctx.device, key)
+    except OutOfMemory as e:
+        raise StageError(str(e)) from None
+    dest = ctx.out.gs_run(variant, p.iterations, meta["stamp"])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    (work / "output").replace(dest)
+    renders = list_images(dest / f"renders_{p.iterations}")
+    video = ctx.out.video(f"gs_{variant}")
+    write_video(video, (read_image(r) for r in renders), fps=video_fps(ctx))
+    ctx.artifact(video, "video")
+    compare_with_other(ctx, variant, dest)
+    last = result.results.get(f"ours_{result.final_step}", {})
+    ctx.record(variant=variant, folder=str(dest.relative_to(ctx.out.root)), source=source.name,
+               views=len(scene.names), size=[width, height], num_gaussians=result.num_gaussians,
+               resumed_from=result.start_step, psnr=last.get("psnr"), ssim=last.get("ssim"),
+               its=round(result.its, 3))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def compare_with_other(ctx: StageContext, variant: str, dest: Path) -> None:
+    """Writes `new_videos/gs_compare.mp4` (reimagined | original) and `gs/compare.md` when the
+    other variant has a finished training in this run."""
+    from ..splatting.compare import compare, latest_run
+
+    other = "orig" if variant == "reim" else "reim"
+    theirs = latest_run(ctx.layout.gs, other)
+    if theirs is None:
+        return
+    pair = {variant: dest, other: theirs}
+    video = ctx.out.video("gs_compare")
+    frames = compare(pair["reim"], pair["orig"], video, ctx.out.gs / "compare.md", video_fps(ctx))
+    if frames:
+        ctx.artifact(video, "video")
+    ctx.log(f"compared with {theirs.name}: {ctx.out.gs / 'compare.md'}")
+
+
+def run_reim(ctx: StageContext) -> None:
+    run_variant(ctx, "reim")
+
+
+def run_orig(ctx: StageContext) -> None:
+    run_variant(ctx, "orig")
 
 
 STAGE_REIM = Stage(
@@ -32,10 +178,9 @@ STAGE_REIM = Stage(
     after=("sfm", "upscale"),
     outputs=("gs", "new_videos/gs_reim.mp4"),
     version=1,
-    run=None,
+    run=run_reim,
     gpu=True,
     off_when=off_without_reimagine,
-    pending_issue="issue 6",
 )
 
 STAGE_ORIG = Stage(
@@ -45,7 +190,6 @@ STAGE_ORIG = Stage(
     after=("sfm", "blend"),
     outputs=("gs", "new_videos/gs_orig.mp4"),
     version=1,
-    run=None,
+    run=run_orig,
     gpu=True,
-    pending_issue="issue 6",
 )

@@ -1,0 +1,285 @@
+"""Gives a COLMAP reconstruction of ordered frames: features, cyclic pairs, mapping, retry.
+
+Turn-arounds close on themselves, so "sequential" pairs each frame with its next `overlap`
+frames *modulo the count* (the last frames meet the first ones) plus frames at power-of-two
+distances, which also ties rings of a multi-height capture together. No vocabulary tree needed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._stage import StageError
+
+MIN_IMAGES = 3
+
+
+@dataclass(frozen=True)
+class SfmOptions:
+    """How hard to look for structure; the defaults are the stage's preset defaults."""
+
+    matcher: str = "sequential"  # "sequential" (cyclic window) or "exhaustive"
+    mapper: str = "incremental"  # "incremental" (COLMAP) or "global" (GLOMAP)
+    overlap: int = 10  # frames after each frame that it is matched with (sequential)
+    max_image_size: int = 1600  # px, longest side SIFT sees
+    max_features: int = 4096  # per image (CPU matching costs grow with its square)
+    peak_threshold: float = 0.004  # SIFT's contrast threshold (COLMAP's default 0.0067)
+    guided: bool = True  # re-match along the verified geometry: more matches on soft textures, slower
+    camera_model: str = "SIMPLE_RADIAL"
+    single_camera: bool = True  # all frames share one camera (a video)
+    focal_factor: float = 1.2  # initial focal length = factor × longest side (no EXIF in videos)
+    retry: bool = True  # when too few register: bridge pairs to the left-out frames, looser mapper
+    seed: int = 0
+
+
+@dataclass
+class SfmResult:
+    """The chosen model and what it cost."""
+
+    reconstruction: Any  # pycolmap.Reconstruction
+    image_names: list[str]  # every frame offered, in order
+    attempts: list[dict[str, Any]]  # per mapping: pairs matched so far, mapper, registered
+
+    @property
+    def registered(self) -> int:
+        return self.reconstruction.num_reg_images()
+
+    @property
+    def fraction(self) -> float:
+        return self.registered / len(self.image_names)
+
+    def stats(self) -> dict[str, Any]:
+        """Gives registered/total, 3D points, mean reprojection error (px), mean track length."""
+        rec = self.reconstruction
+        return {"registered": self.registered, "total": len(self.image_names),
+                "registered_fraction": round(self.fraction, 4),
+                "points3d": rec.num_points3D(),
+                "mean_reprojection_error_px": round(float(rec.compute_mean_reprojection_error()), 4),
+                "mean_track_length": round(float(rec.compute_mean_track_length()), 3)}
+
+
+Progress = Callable[[str, int, int], None]  # (phase, value, total)
+
+
+def check_frames(images: Path) -> list[str]:
+    """Gives the frame names SfM can use, or raises StageError saying why the folder cannot work."""
+    import cv2
+
+    from .._media import list_images
+
+    if not Path(images).is_dir():
+        raise StageError(f"{images}: no such folder of frames (run preprocess first)")
+    files = list_images(images)
+    if not files:
+        raise StageError(f"{images}: the folder holds no frames; SfM needs at least {MIN_IMAGES}")
+    if len(files) < MIN_IMAGES:
+        raise StageError(f"{images}: {len(files)} frame(s); SfM needs at least {MIN_IMAGES} "
+                         "(raise preprocess.num_frames)")
+    # Identical frames match perfectly and triangulate nothing: say so instead of a vague failure.
+    small = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (64, 64),
+                        interpolation=cv2.INTER_AREA).astype(np.float32) for f in files]
+    distinct = 1 + sum(np.abs(a - b).mean() > 0.5 for a, b in zip(small, small[1:], strict=False))
+    if distinct < MIN_IMAGES:
+        raise StageError(f"{images}: the {len(files)} frames are (nearly) identical ({distinct} "
+                         "distinct); SfM needs a camera that moves around the object")
+    return [f.name for f in files]
+
+
+def cyclic_pairs(count: int, overlap: int) -> list[tuple[int, int]]:
+    """Gives index pairs (i, j): each frame with its next `overlap` frames and those 2^k ahead,
+    wrapping around so the end of the turn-around meets its start."""
+    pairs: set[tuple[int, int]] = set()
+    steps = set(range(1, overlap + 1)) | {2**k for k in range(count.bit_length())}
+    for i in range(count):
+        for d in steps:
+            if d >= count:
+                continue
+            j = (i + d) % count
+            if i != j:
+                pairs.add((min(i, j), max(i, j)))
+    return sorted(pairs)
+
+
+def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
+                progress: Progress | None = None, log: Callable[[str], None] | None = None) -> SfmResult:
+    """Gives the largest reconstruction of the frames in `images`; `work` gets database.db.
+
+    When some frames are left out of the model and `retry` is on, the frames left
+    out are matched against frames spread over the model (features are kept, only new pairs are
+    matched) and mapping runs again registering more loosely, from COLMAP's strict initial pair
+    and then, if still short, from a relaxed one; the largest model wins.
+    """
+    import pycolmap
+
+    names = check_frames(images)
+    progress = progress or (lambda phase, value, total: None)
+    log = log or (lambda message: None)
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    database = work / "database.db"
+    database.unlink(missing_ok=True)
+    pycolmap.set_random_seed(options.seed)
+    attempts: list[dict[str, Any]] = []
+
+    started = time.monotonic()
+    progress("features", 0, len(names))
+    _extract(database, images, names, options)
+    progress("features", len(names), len(names))
+    log(f"features: {time.monotonic() - started:.1f} s")
+
+    started = time.monotonic()
+    count = len(names)
+    if options.matcher == "exhaustive":
+        tried = {(i, j) for i in range(count) for j in range(i + 1, count)}
+    else:
+        tried = set(cyclic_pairs(count, options.overlap))
+    _match(database, work, names, sorted(tried), exhaustive=options.matcher == "exhaustive",
+           guided=options.guided)
+    log(f"matching ({options.matcher}, {len(tried)} pairs): {time.monotonic() - started:.1f} s")
+
+    best = _map(database, images, work, options, _incremental(options), count, progress, log)
+    attempts.append({"pairs": len(tried), "mapper": options.mapper,
+                     "registered": best.num_reg_images() if best else 0})
+    if options.retry and (best is None or best.num_reg_images() < count):
+        got = best.num_reg_images() if best is not None else 0
+        registered = {im.name for im in best.images.values() if im.has_pose} if best else set()
+        extra = bridge_pairs(names, registered, tried)
+        log(f"only {got}/{count} frames registered; retrying: {len(extra)} more pairs between "
+            "the frames left out and the model, then mapping again")
+        started = time.monotonic()
+        _match(database, work, names, extra, exhaustive=False, guided=True)
+        log(f"matching (bridge, {len(extra)} pairs): {time.monotonic() - started:.1f} s")
+        # A relaxed start can split a model into fragments, a strict one finds no start on soft
+        # textures: try COLMAP's strict start first, then the relaxed one, both registering loosely.
+        for start in ("strict", "relaxed"):
+            again = _map(database, images, work, replace(options, mapper="incremental"),
+                         _incremental(options, loose=True, start=start), count, progress, log)
+            attempts.append({"pairs": len(tried) + len(extra), "mapper": f"incremental ({start} start)",
+                             "registered": again.num_reg_images() if again else 0})
+            if again is not None and (best is None or again.num_reg_images() > best.num_reg_images()):
+                best = again
+            if best is not None and best.num_reg_images() == count:
+                break
+    (work / "pairs.txt").unlink(missing_ok=True)
+    if best is None or best.num_reg_images() == 0:
+        raise StageError(f"{images}: SfM found no model in {count} frames (no image pair "
+                         "with enough matched features and parallax); is the object textured "
+                         "and does the camera move around it?")
+    return SfmResult(best, names, attempts)
+
+
+def bridge_pairs(names: list[str], registered: set[str], tried: set[tuple[int, int]],
+                 budget: int = 1500) -> list[tuple[int, int]]:
+    """Gives new index pairs linking each frame left out of the model to frames spread evenly
+    over the whole turn-around (at most about `budget` pairs)."""
+    left = [i for i, n in enumerate(names) if n not in registered]
+    if not left:
+        return []
+    anchors_wanted = max(8, budget // len(left))
+    step = max(1, len(names) // anchors_wanted)
+    anchors = range(0, len(names), step)
+    pairs = {(min(i, a), max(i, a)) for i in left for a in anchors if i != a}
+    return sorted(pairs - tried)
+
+
+def _extract(database: Path, images: Path, names: list[str], opts: SfmOptions) -> None:
+    import pycolmap
+
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = opts.max_image_size
+    extraction.sift.max_num_features = opts.max_features
+    extraction.sift.peak_threshold = opts.peak_threshold
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = opts.camera_model
+    reader.default_focal_length_factor = opts.focal_factor
+    mode = pycolmap.CameraMode.SINGLE if opts.single_camera else pycolmap.CameraMode.AUTO
+    pycolmap.extract_features(database, images, image_names=names, camera_mode=mode,
+                              reader_options=reader, extraction_options=extraction,
+                              device=pycolmap.Device.cpu)
+
+
+def _match(database: Path, work: Path, names: list[str], pairs: list[tuple[int, int]],
+           exhaustive: bool, guided: bool) -> None:
+    """Matches features of the given pairs (guided: a second pass along the found geometry)."""
+    import pycolmap
+
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.guided_matching = guided
+    if exhaustive:
+        pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+        return
+    if not pairs:
+        return
+    pair_file = work / "pairs.txt"
+    pair_file.write_text("".join(f"{names[i]} {names[j]}\n" for i, j in pairs))
+    pycolmap.match_image_pairs(database, matching_options=matching,
+                               pairing_options=pycolmap.ImportedPairingOptions(
+                                   match_list_path=str(pair_file)),
+                               device=pycolmap.Device.cpu)
+
+
+def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental: Any,
+         total: int, progress: Progress, log: Callable[[str], None]) -> Any:
+    """Gives the largest model the mapper finds, or None."""
+    import pycolmap
+
+    started = time.monotonic()
+    maps = work / "maps"
+    shutil.rmtree(maps, ignore_errors=True)
+    maps.mkdir()
+    if opts.mapper == "global":
+        progress("mapping", 0, total)
+        glob = pycolmap.GlobalPipelineOptions()
+        glob.random_seed = opts.seed
+        models = pycolmap.global_mapping(database, images, maps, options=glob)
+        progress("mapping", max((m.num_reg_images() for m in models.values()), default=0), total)
+    else:
+        models = pycolmap.incremental_mapping(database, images, maps, options=incremental,
+                                              **_callbacks(progress, total))
+    shutil.rmtree(maps, ignore_errors=True)
+    log(f"mapping ({opts.mapper}): {time.monotonic() - started:.1f} s, "
+        f"models: {[m.num_reg_images() for m in models.values()]}")
+    if not models:
+        return None
+    return max(models.values(), key=lambda m: (m.num_reg_images(), m.num_points3D()))
+
+
+def _incremental(opts: SfmOptions, loose: bool = False, start: str = "relaxed") -> Any:
+    """Gives incremental-mapper options relaxed for low-texture turn-arounds: a relaxed start
+    (initial pair) or COLMAP's strict one, and looser registration for the retry."""
+    import pycolmap
+
+    o = pycolmap.IncrementalPipelineOptions()
+    o.random_seed = opts.seed
+    o.min_model_size = 3
+    o.min_num_matches = 10 if loose else 15
+    if start == "relaxed":
+        o.mapper.init_min_num_inliers = 30 if loose else 50
+        o.mapper.init_min_tri_angle = 2.0 if loose else 4.0
+    o.mapper.abs_pose_min_num_inliers = 10 if loose else 15
+    o.mapper.abs_pose_min_inlier_ratio = 0.1 if loose else 0.15
+    o.mapper.max_reg_trials = 8 if loose else 5
+    o.mapper.init_max_reg_trials = 4
+    return o
+
+
+def _callbacks(progress: Progress, total: int) -> dict[str, Any]:
+    """Gives pycolmap's mapping callbacks that count registered frames for the progress bar."""
+    count = [0]
+
+    def first_pair() -> None:
+        count[0] = 2
+        progress("mapping", count[0], total)
+
+    def next_image() -> None:
+        count[0] = min(total, count[0] + 1)
+        progress("mapping", count[0], total)
+
+    return {"initial_image_pair_callback": first_pair, "next_image_callback": next_image}

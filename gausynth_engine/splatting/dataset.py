@@ -1,0 +1,109 @@
+"""Training views from a COLMAP model (pycolmap) and a folder of images lined up with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._stage import StageError
+
+BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
+
+
+@dataclass
+class Scene:
+    """Every registered view, in frame (natural name) order, and the SfM points.
+
+    images: uint8 [V, H, W, 3] (RGBA inputs composited on the background); Ks [V, 3, 3] px;
+    viewmats [V, 4, 4] world→camera (OpenCV); points [P, 3] world; colors [P, 3] in [0, 1].
+    """
+
+    names: list[str]
+    images: np.ndarray
+    Ks: np.ndarray
+    viewmats: np.ndarray
+    points: np.ndarray
+    colors: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of every view, px."""
+        return self.images.shape[2], self.images.shape[1]
+
+    def split(self, test_every: int) -> tuple[list[int], list[int]]:
+        """Gives (train, test) view indices: every `test_every`-th view is held out (0 = none)."""
+        ids = list(range(len(self.names)))
+        if test_every <= 0 or len(ids) < 2:
+            return ids, []
+        test = [i for i in ids if i % test_every == 0]
+        return [i for i in ids if i % test_every != 0], test
+
+    def scene_scale(self) -> float:
+        """Gives 1.1 × the largest camera distance from the cameras' mean centre (as gsplat)."""
+        centres = np.stack([-v[:3, :3].T @ v[:3, 3] for v in self.viewmats])
+        return 1.1 * float(np.linalg.norm(centres - centres.mean(0), axis=1).max() or 1.0)
+
+
+def composite(image: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:
+    """Gives RGB uint8 [H, W, 3]: an RGBA image blended over the background, RGB unchanged."""
+    if image.shape[2] == 3:
+        return image
+    alpha = image[..., 3:4].astype(np.float32) / 255.0
+    bg = np.array(background, dtype=np.float32) * 255.0
+    return (image[..., :3] * alpha + bg * (1.0 - alpha) + 0.5).astype(np.uint8)
+
+
+def load_scene(sparse: Path, images: Path, background: str = "white", downscale: int = 1) -> Scene:
+    """Gives the views of the COLMAP model `sparse` whose images lie in `images`, by name.
+
+    Only PINHOLE / SIMPLE_PINHOLE cameras are accepted (the SfM stage undistorts); `downscale`
+    shrinks images and intrinsics by an integer factor.
+    """
+    import cv2
+    import pycolmap
+
+    from .._media import natural_key, read_image
+
+    sparse, images = Path(sparse), Path(images)
+    if not (sparse / "images.bin").exists() and not (sparse / "images.txt").exists():
+        raise StageError(f"{sparse}: no COLMAP model (images.bin); run the sfm stage first")
+    rec = pycolmap.Reconstruction(str(sparse))
+    regs = sorted((rec.images[i] for i in rec.reg_image_ids()), key=lambda im: natural_key(im.name))
+    if not regs:
+        raise StageError(f"{sparse}: the COLMAP model has no registered images")
+    names, pixels, Ks, viewmats = [], [], [], []
+    size = None
+    for im in regs:
+        cam = im.camera
+        if cam.model.name not in ("PINHOLE", "SIMPLE_PINHOLE"):
+            raise StageError(f"{sparse}: camera {cam.camera_id} is {cam.model.name}; accepted: "
+                             "PINHOLE or SIMPLE_PINHOLE (undistorted) cameras")
+        path = images / im.name
+        if not path.exists():
+            raise StageError(f"{path}: missing; the COLMAP model names it but {images} lacks it")
+        image = composite(read_image(path), BACKGROUNDS[background])
+        if image.shape[:2] != (cam.height, cam.width):
+            raise StageError(f"{path}: {image.shape[1]}×{image.shape[0]} px but the COLMAP camera "
+                             f"is {cam.width}×{cam.height}; the views must line up with the model")
+        K = np.array(cam.calibration_matrix(), dtype=np.float64)
+        if downscale > 1:
+            w, h = cam.width // downscale, cam.height // downscale
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            K[0, :] *= w / cam.width
+            K[1, :] *= h / cam.height
+        if size is not None and image.shape != size:
+            raise StageError(f"{path}: {image.shape[1]}×{image.shape[0]} px, unlike the other "
+                             f"views ({size[1]}×{size[0]}); accepted: views of one size")
+        size = image.shape
+        w2c = np.eye(4)
+        w2c[:3, :] = im.cam_from_world().matrix()
+        names.append(im.name)
+        pixels.append(image)
+        Ks.append(K)
+        viewmats.append(w2c)
+    pts = list(rec.points3D.values())
+    points = np.array([p.xyz for p in pts], dtype=np.float64).reshape(-1, 3)
+    colors = np.array([p.color for p in pts], dtype=np.float64).reshape(-1, 3) / 255.0
+    return Scene(names, np.stack(pixels), np.stack(Ks), np.stack(viewmats), points, colors)

@@ -1,0 +1,381 @@
+"""The 3DGS training loop: resumable, evaluated, watched; writes the standard output folder.
+
+`train(scene, config, out_dir, work_dir, report)` trains on the scene's train split and writes,
+under `out_dir`: `results.json`, `test/ours_{step}/{renders,gt}/`, `train/ours_{step}/renders/`
+per evaluation, `renders_{iterations}/` (every view in frame order) and
+`point_cloud/iteration_{step}/point_cloud.ply`. `work_dir` holds the checkpoint; `report` is
+anything with `progress(value, total, unit)`, `metric(name, value, step)` and `log(message)`
+(a StageContext; `artifact(path, kind)` too when it has one).
+
+Metrics: "loss" (EMA), "psnr" (training, EMA), "num_gaussians", "its_per_s", "eta_s",
+"peak_vram" (bytes, CUDA) about once per `report_every` seconds; "eval_psnr" and "eval_ssim" at
+each evaluation; "checkpoint" (the step) with a "checkpoint" artifact at each checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .dataset import BACKGROUNDS, Scene
+from .metrics import psnr, splat_loss, ssim
+from .model import init_params, make_optimizers, means_lr
+from .ply import write_ply
+from .rasterize import pick_backend, render
+
+
+class OutOfMemory(RuntimeError):
+    """The GPU ran out of memory; the message names the size and the knobs that help."""
+
+
+class Reporter(Protocol):
+    def progress(self, value: float, total: float, unit: str = "") -> None: ...
+    def metric(self, name: str, value: float, step: int | None = None) -> None: ...
+    def log(self, message: str, level: str = "info") -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What one training does; the stage fills it from the `[splat]` preset section."""
+
+    iterations: int
+    eval_at: tuple[int, ...] = (7000, 10000, 12000, 15000)
+    sh_degree: int = 0
+    background: str = "white"
+    test_every: int = 8
+    strategy: str = "default"  # "default" (the paper's schedule) or "mcmc"
+    max_gaussians: int = 1_000_000  # MCMC's cap
+    ssim_lambda: float = 0.2
+    checkpoint_every: int = 1000
+    packed: bool = False
+    backend: str = ""  # "" = gsplat on CUDA, the PyTorch rasterizer elsewhere
+    seed: int = 0
+    # Densification schedule (gsplat's defaults; refine_stop 0 = half the iterations, ≤ 15000).
+    refine_start: int = 500
+    refine_every: int = 100
+    refine_stop: int = 0
+    reset_every: int = 3000
+    grow_grad2d: float = 0.0002  # densify Gaussians whose mean 2-D gradient exceeds this
+    sh_every: int = 1000  # one more SH band every this many steps
+    report_every: float = 1.0  # seconds between metric events
+
+    @property
+    def eval_steps(self) -> list[int]:
+        """Gives the evaluation steps: those of eval_at not above the total, and the last."""
+        return sorted({s for s in self.eval_at if 0 < s <= self.iterations} | {self.iterations})
+
+
+@dataclass
+class TrainResult:
+    start_step: int  # the step it resumed from (0 = fresh)
+    final_step: int
+    num_gaussians: int
+    train_seconds: float  # time in optimisation steps only (no evaluation or checkpoints)
+    results: dict[str, Any] = field(default_factory=dict)  # what results.json holds
+    params: dict[str, np.ndarray] = field(default_factory=dict)  # the final raw Gaussians
+
+    @property
+    def steps_run(self) -> int:
+        return self.final_step - self.start_step
+
+    @property
+    def its(self) -> float:
+        """Training iterations per second of this process."""
+        return self.steps_run / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+class SilentReporter:
+    def progress(self, value: float, total: float, unit: str = "") -> None:
+        pass
+
+    def metric(self, name: str, value: float, step: int | None = None) -> None:
+        pass
+
+    def log(self, message: str, level: str = "info") -> None:
+        pass
+
+
+def make_strategy(config: TrainConfig) -> Any:
+    """Gives the gsplat densification strategy the config asks for."""
+    from gsplat.strategy import DefaultStrategy, MCMCStrategy
+
+    stop = config.refine_stop or min(15_000, config.iterations // 2)
+    if config.strategy == "mcmc":
+        return MCMCStrategy(cap_max=config.max_gaussians, refine_start_iter=config.refine_start,
+                            refine_stop_iter=stop, refine_every=config.refine_every)
+    return DefaultStrategy(refine_start_iter=config.refine_start, refine_stop_iter=stop,
+                           refine_every=config.refine_every, reset_every=config.reset_every,
+                           grow_grad2d=config.grow_grad2d)
+
+
+class Trainer:
+    """Holds one training's tensors; `step()` is one optimisation step on one train view."""
+
+    def __init__(self, scene: Scene, config: TrainConfig, device: str) -> None:
+        self.scene, self.config, self.device = scene, config, device
+        self.backend = config.backend or pick_backend(device)
+        if config.strategy == "mcmc" and self.backend != "gsplat":
+            raise ValueError("splat.strategy = 'mcmc' needs gsplat's CUDA kernels (relocation); "
+                             "accepted without a GPU: 'default'")
+        self.train_ids, self.test_ids = scene.split(config.test_every)
+        self.width, self.height = scene.size
+        self.images = torch.from_numpy(scene.images).to(device)  # uint8 [V, H, W, 3]
+        self.Ks = torch.as_tensor(scene.Ks, dtype=torch.float32, device=device)
+        self.viewmats = torch.as_tensor(scene.viewmats, dtype=torch.float32, device=device)
+        self.background = torch.tensor(BACKGROUNDS[config.background], device=device)
+        self.scene_scale = scene.scene_scale()
+        mcmc = config.strategy == "mcmc"
+        self.params = init_params(scene.points, scene.colors, config.sh_degree, self.scene_scale,
+                                  init_opacity=0.5 if mcmc else 0.1,
+                                  init_scale=0.1 if mcmc else 1.0, seed=config.seed, device=device)
+        self.optimizers = make_optimizers(self.params, self.scene_scale)
+        self.strategy = make_strategy(config)
+        self.strategy.check_sanity(self.params, self.optimizers)
+        self.state = self.strategy.initialize_state(scene_scale=self.scene_scale) if not mcmc \
+            else self.strategy.initialize_state()
+        self.views = torch.Generator().manual_seed(config.seed)  # which view each step trains on
+        self.step_done = 0
+        self.loss_ema: torch.Tensor | None = None
+        self.mse_ema: torch.Tensor | None = None
+        self.results: dict[str, Any] = {}
+
+    @property
+    def num_gaussians(self) -> int:
+        return len(self.params["means"])
+
+    def render(self, view: int, sh_degree: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Gives (rgb [1, H, W, 3], info) of one view with the current Gaussians."""
+        rgb, _, info = render(self.params, self.viewmats[view:view + 1], self.Ks[view:view + 1],
+                              self.width, self.height,
+                              sh_degree=self.config.sh_degree if sh_degree is None else sh_degree,
+                              background=self.background, backend=self.backend,
+                              packed=self.config.packed)
+        return rgb, info
+
+    def step(self) -> None:
+        """Trains one step on a random train view (densifying as the strategy says)."""
+        c = self.config
+        step = self.step_done + 1
+        view = self.train_ids[int(torch.randint(len(self.train_ids), (1,), generator=self.views))]
+        lr = means_lr(step, c.iterations, self.scene_scale)
+        for group in self.optimizers["means"].param_groups:
+            group["lr"] = lr
+        target = self.images[view:view + 1].float() / 255.0
+        rgb, info = self.render(view, min(step // c.sh_every, c.sh_degree))
+        self.strategy.step_pre_backward(self.params, self.optimizers, self.state, step, info)
+        loss = splat_loss(rgb, target, c.ssim_lambda)
+        if c.strategy == "mcmc":  # gsplat's MCMC regularisers
+            loss = loss + 0.01 * torch.sigmoid(self.params["opacities"]).mean() \
+                + 0.01 * torch.exp(self.params["scales"]).mean()
+        loss.backward()
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if c.strategy == "mcmc":
+            self.strategy.step_post_backward(self.params, self.optimizers, self.state, step, info,
+                                             lr=lr)
+        else:
+            self.strategy.step_post_backward(self.params, self.optimizers, self.state, step, info,
+                                             packed=c.packed)
+        # An EMA over every 10th step's loss (and that step's MSE, for a training PSNR): a
+        # few small kernels every 10 steps instead of every step.
+        if self.loss_ema is None or step % 10 == 0:
+            mse = torch.mean((rgb.detach() - target) ** 2)
+            if self.loss_ema is None:
+                self.loss_ema, self.mse_ema = loss.detach().clone(), mse
+            else:
+                self.loss_ema.lerp_(loss.detach(), 0.3)
+                self.mse_ema.lerp_(mse, 0.3)
+        self.step_done = step
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def state_dict(self, key: str) -> dict[str, Any]:
+        return {"key": key, "step": self.step_done,
+                "params": {k: v.detach().cpu() for k, v in self.params.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "strategy": {k: v.cpu() if torch.is_tensor(v) else v for k, v in self.state.items()},
+                "views": self.views.get_state(), "rng": checkpoint.rng_state(),
+                "loss_ema": None if self.loss_ema is None else float(self.loss_ema),
+                "mse_ema": None if self.mse_ema is None else float(self.mse_ema),
+                "results": self.results}
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        self.params = {k: torch.nn.Parameter(v.to(self.device)) for k, v in data["params"].items()}
+        self.optimizers = make_optimizers(self.params, self.scene_scale)
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(data["optimizers"][k])
+        self.state = {k: v.to(self.device) if torch.is_tensor(v) else v
+                      for k, v in data["strategy"].items()}
+        self.views.set_state(data["views"])
+        checkpoint.set_rng_state(data["rng"])
+        if data["loss_ema"] is not None:
+            self.loss_ema = torch.tensor(data["loss_ema"], device=self.device)
+            self.mse_ema = torch.tensor(data["mse_ema"], device=self.device)
+        self.results = data["results"]
+        self.step_done = data["step"]
+
+
+def train(scene: Scene, config: TrainConfig, out_dir: Path, work_dir: Path | None = None,
+          report: Reporter | None = None, device: str = "cpu", key: str = "") -> TrainResult:
+    """Trains (or resumes) a 3DGS model of `scene`; gives what happened. See the module doc."""
+    report = report or SilentReporter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    trainer = Trainer(scene, config, device)
+    key = key or json.dumps(asdict(config), sort_keys=True)
+    saved = checkpoint.load(work_dir, key) if work_dir is not None else None
+    if saved is not None:
+        trainer.load_state_dict(saved)
+        report.log(f"resuming from the checkpoint at step {trainer.step_done} "
+                   f"({trainer.num_gaussians} Gaussians)")
+    start = trainer.step_done
+    report.log(f"{len(trainer.train_ids)} train / {len(trainer.test_ids)} test views at "
+               f"{trainer.width}×{trainer.height}, {trainer.num_gaussians} Gaussians, "
+               f"{config.strategy} strategy, {trainer.backend} rasterizer on {device}")
+    try:
+        train_seconds = _loop(trainer, out_dir, work_dir, report, key)
+        write_final(trainer, out_dir)
+    except torch.OutOfMemoryError:
+        n = trainer.num_gaussians
+        del trainer  # free what can be freed before anyone reports
+        raise OutOfMemory(oom_message(n, scene.size[0], scene.size[1], config)) from None
+    return TrainResult(start, trainer.step_done, trainer.num_gaussians, train_seconds,
+                       trainer.results, {k: v.detach().cpu().numpy() for k, v in trainer.params.items()})
+
+
+def _loop(trainer: Trainer, out_dir: Path, work_dir: Path | None, report: Reporter,
+          key: str) -> float:
+    """Trains to the last iteration, evaluating and checkpointing; gives the seconds spent in
+    optimisation steps."""
+    config = trainer.config
+    evals = set(config.eval_steps)
+    window: deque[tuple[float, int]] = deque(maxlen=200)  # (time, step): it/s and ETA
+    train_seconds = 0.0
+    last_report = 0.0
+    cuda = str(trainer.device).startswith("cuda")
+    while trainer.step_done < config.iterations:
+        t0 = time.perf_counter()
+        trainer.step()
+        step = trainer.step_done
+        now = time.perf_counter()
+        train_seconds += now - t0
+        window.append((now, step))
+        report.progress(step, config.iterations, "it")
+        if now - last_report >= config.report_every or step == config.iterations:
+            last_report = now
+            _report_speed(report, trainer, window, config.iterations, cuda)
+        paused = False
+        if step in evals:
+            evaluate(trainer, out_dir, report)
+            paused = True
+        if work_dir is not None and (step % config.checkpoint_every == 0 or step in evals) \
+                and step < config.iterations:
+            path = checkpoint.save(work_dir, trainer.state_dict(key))
+            report.log(f"checkpoint at step {step}")
+            report.metric("checkpoint", step, step)
+            if hasattr(report, "artifact"):
+                report.artifact(path, "checkpoint")
+            paused = True
+        if paused:  # the speed window covers training only
+            window.clear()
+    return train_seconds
+
+
+def _report_speed(report: Reporter, trainer: Trainer, window: deque[tuple[float, int]],
+                  total: int, cuda: bool) -> None:
+    step = trainer.step_done
+    report.metric("loss", float(trainer.loss_ema), step)
+    report.metric("psnr", -10.0 * math.log10(max(float(trainer.mse_ema), 1e-10)), step)
+    report.metric("num_gaussians", trainer.num_gaussians, step)
+    if len(window) >= 2 and window[-1][0] > window[0][0]:
+        its = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+        report.metric("its_per_s", its, step)
+        report.metric("eta_s", (total - step) / its, step)
+    if cuda:
+        report.metric("peak_vram", torch.cuda.max_memory_allocated(), step)
+
+
+@torch.no_grad()
+def evaluate(trainer: Trainer, out_dir: Path, report: Reporter) -> dict[str, Any]:
+    """Renders the test views (metrics) and train views at this step into test/ and train/."""
+    from .._media import write_image
+
+    step = trainer.step_done
+    names = trainer.scene.names
+    views: dict[str, dict[str, float]] = {}
+    for i in trainer.test_ids:
+        rgb, _ = trainer.render(i)
+        gt = trainer.images[i:i + 1].float() / 255.0
+        rgb = rgb.clamp(0, 1)
+        views[names[i]] = {"psnr": psnr(rgb, gt), "ssim": float(ssim(rgb, gt))}
+        folder = out_dir / "test" / f"ours_{step}"
+        write_image(folder / "renders" / _png(names[i]), _to_uint8(rgb))
+        write_image(folder / "gt" / _png(names[i]), trainer.scene.images[i])
+    for i in trainer.train_ids:
+        rgb, _ = trainer.render(i)
+        write_image(out_dir / "train" / f"ours_{step}" / "renders" / _png(names[i]), _to_uint8(rgb))
+    entry: dict[str, Any] = {"step": step, "num_gaussians": trainer.num_gaussians}
+    if views:
+        entry["psnr"] = float(np.mean([v["psnr"] for v in views.values()]))
+        entry["ssim"] = float(np.mean([v["ssim"] for v in views.values()]))
+        report.metric("eval_psnr", entry["psnr"], step)
+        report.metric("eval_ssim", entry["ssim"], step)
+        report.log(f"step {step}: test PSNR {entry['psnr']:.2f} dB, SSIM {entry['ssim']:.4f} "
+                   f"({len(views)} views, {trainer.num_gaussians} Gaussians)")
+    entry["views"] = views
+    trainer.results[f"ours_{step}"] = entry
+    _write_json(out_dir / "results.json", {
+        "test_views": [names[i] for i in trainer.test_ids],
+        "train_views": [names[i] for i in trainer.train_ids],
+        "lpips": "not computed (no LPIPS weights in this install)",
+        "evaluations": trainer.results})
+    write_ply(out_dir / "point_cloud" / f"iteration_{step}" / "point_cloud.ply",
+              {k: v.detach().cpu().numpy() for k, v in trainer.params.items()})
+    return entry
+
+
+@torch.no_grad()
+def write_final(trainer: Trainer, out_dir: Path) -> None:
+    """Writes `renders_{iterations}/`: every view, train and test, in frame order."""
+    from .._media import write_image
+
+    folder = out_dir / f"renders_{trainer.config.iterations}"
+    for i, name in enumerate(trainer.scene.names):
+        rgb, _ = trainer.render(i)
+        write_image(folder / _png(name), _to_uint8(rgb))
+
+
+def _png(name: str) -> str:
+    return Path(name).stem + ".png"
+
+
+def _to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    return (rgb[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def oom_message(num_gaussians: int, width: int, height: int, config: TrainConfig) -> str:
+    """Gives the one-line explanation of a CUDA out-of-memory error with the knobs that help."""
+    cap = (f"lower splat.max_gaussians (now {config.max_gaussians})" if config.strategy == "mcmc"
+           else "use splat.strategy = 'mcmc' with a splat.max_gaussians cap")
+    return (f"GPU out of memory with {num_gaussians} Gaussians at {width}×{height} px; "
+            f"raise splat.downscale, {cap}, or set splat.packed = true")
+
+
+__all__ = ["OutOfMemory", "TrainConfig", "TrainResult", "Trainer", "evaluate", "train"]
