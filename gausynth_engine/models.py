@@ -255,6 +255,9 @@ def missing_models(preset: Preset) -> list[str]:
                 lines.append(str(missing_model_error(mask)))
         except StageError as e:
             lines.append(str(e))
+        except ImportError as e:
+            lines.append(f"blend.model = {preset.blend.model!r}: rembg does not import here ({e}); "
+                         "pip install 'rembg[cpu]' (or rembg[gpu])")
     return lines
 
 
@@ -271,7 +274,7 @@ def models_list(preset: Preset) -> list[dict[str, Any]]:
         try:
             mask = resolve_model(preset.blend.model)
             path = str(mask.path) if mask.path else ""
-        except StageError:
+        except (StageError, ImportError):
             path = ""
         rows.append({"key": "cutout", "role": "background-removal model", "field": "blend.model",
                      "source": preset.blend.model, "kind": "rembg", "present": bool(path), "path": path})
