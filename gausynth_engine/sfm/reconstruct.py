@@ -167,6 +167,15 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
                 best = again
             if best is not None and best.num_reg_images() == count:
                 break
+        if options.mapper == "incremental" and (best is None or best.num_reg_images() < count):
+            # Incremental mapping can stall on a bad start (a few frames, or matches between
+            # frames nothing explains); global mapping sees every pair at once.
+            again = _map(database, images, work, replace(options, mapper="global"), None, count,
+                         progress, log)
+            attempts.append({"pairs": len(tried) + len(extra), "mapper": "global (fallback)",
+                             "registered": again.num_reg_images() if again else 0})
+            if again is not None and (best is None or again.num_reg_images() > best.num_reg_images()):
+                best = again
     (work / "pairs.txt").unlink(missing_ok=True)
     if best is None or best.num_reg_images() == 0:
         raise StageError(f"{images}: SfM found no model in {count} frames (no image pair "

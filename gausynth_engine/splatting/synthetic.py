@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .._layout import RunLayout
 
 from .._sample import SampleSpec, _intersect, albedo, orbit_cameras, render_view
 
@@ -96,3 +100,22 @@ def make_true_scene(folder: Path, views: int = 24, width: int = 64, height: int 
         rec.add_point3D(p, pycolmap.Track(), (c * 255 + 0.5).astype(np.uint8))
     rec.write(str(sparse))
     return sparse, images
+
+
+def run_with_true_sfm(scene: tuple[Path, Path], root: Path) -> RunLayout:
+    """Gives a run folder laid out as if preprocess and sfm had run, from a true scene.
+
+    The true COLMAP model goes where the sfm stage writes its undistorted and distorted models,
+    the views where preprocess writes the SfM frames (the cameras have no distortion).
+    """
+    import shutil
+
+    from .._layout import RunLayout
+    from ..sfm.layout import distorted_sparse
+
+    sparse, images = scene
+    layout = RunLayout(Path(root))
+    for model in (layout.colmap_sparse, distorted_sparse(layout)):
+        shutil.copytree(sparse, model)
+    shutil.copytree(images, layout.filtered_frames_colmap)
+    return layout

@@ -183,16 +183,12 @@ def test_the_stage_writes_the_standard_gs_folder_and_video(true_scene, sample_vi
     """The orig variant of an 'original' preset without background removal, end to end."""
     import shutil
 
-    from gausynth_engine import RunLayout, parse_preset
+    from gausynth_engine import parse_preset
     from gausynth_engine._stage import StageContext
-    from gausynth_engine.sfm.layout import distorted_sparse
+    from gausynth_engine.splatting.synthetic import run_with_true_sfm
     from gausynth_engine.stages import splat
 
-    sparse, images = true_scene
-    layout = RunLayout(tmp_path / "run")
-    for model in (layout.colmap_sparse, distorted_sparse(layout)):
-        shutil.copytree(sparse, model)
-    shutil.copytree(images, layout.filtered_frames_colmap)
+    layout = run_with_true_sfm(true_scene, tmp_path / "run")
     preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false",
                                        "run.device='cpu'"])
     # Fewer iterations than a preset allows (≥ 1000): the CPU rasterizer is slow.
@@ -245,16 +241,12 @@ def test_out_of_memory_is_explained(true_scene, tmp_path, monkeypatch):
 def test_a_stage_killed_mid_training_resumes_on_the_next_run(true_scene, tmp_path):
     import shutil
 
-    from gausynth_engine import RunLayout, parse_preset
+    from gausynth_engine import parse_preset
     from gausynth_engine._stage import StageContext
-    from gausynth_engine.sfm.layout import distorted_sparse
+    from gausynth_engine.splatting.synthetic import run_with_true_sfm
     from gausynth_engine.stages import splat
 
-    sparse, images = true_scene
-    layout = RunLayout(tmp_path / "run")
-    for model in (layout.colmap_sparse, distorted_sparse(layout)):
-        shutil.copytree(sparse, model)
-    shutil.copytree(images, layout.filtered_frames_colmap)
+    layout = run_with_true_sfm(true_scene, tmp_path / "run")
     preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false"])
     small = dataclasses.replace(preset.splat, iterations=24, eval_at=(), test_every=4,
                                 checkpoint_every=10)

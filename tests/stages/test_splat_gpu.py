@@ -106,18 +106,13 @@ def test_mcmc_keeps_under_its_cap(true_scene, tmp_path):
 
 
 def test_the_stage_trains_on_the_gpu_with_a_real_preset(true_scene, tmp_path):
-    import shutil
 
-    from gausynth_engine import RunLayout, parse_preset
+    from gausynth_engine import parse_preset
     from gausynth_engine._stage import StageContext
-    from gausynth_engine.sfm.layout import distorted_sparse
+    from gausynth_engine.splatting.synthetic import run_with_true_sfm
     from gausynth_engine.stages import splat
 
-    sparse, images = true_scene
-    layout = RunLayout(tmp_path / "run")
-    for model in (layout.colmap_sparse, distorted_sparse(layout)):
-        shutil.copytree(sparse, model)
-    shutil.copytree(images, layout.filtered_frames_colmap)
+    layout = run_with_true_sfm(true_scene, tmp_path / "run")
     preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false",
                                        "splat.iterations=1000", "splat.eval_at=[500]",
                                        "splat.checkpoint_every=400"])
