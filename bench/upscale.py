@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from tests.stages.tiny_models import save_tiny_swin2sr  # noqa: E402
+
 REALWORLD_X4 = dict(embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_size=8, mlp_ratio=2.0,
                     upscale=4, upsampler="nearest+conv", img_range=1.0, resi_connection="1conv",
                     image_size=64)
@@ -38,27 +40,6 @@ def frames(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3)).astype(np.uint8), (0, 0), 3)
             for _ in range(n)]
-
-
-def nearest_model(folder: Path, scale: int) -> Path:
-    import torch
-    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
-
-    config = Swin2SRConfig(embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=8, upscale=scale,
-                           upsampler="pixelshuffledirect", image_size=32)
-    model = Swin2SRForImageSuperResolution(config).eval()
-    with torch.no_grad():
-        body, up = model.swin2sr, model.upsample.conv
-        for p in (body.conv_after_body.weight, body.conv_after_body.bias, body.first_convolution.weight,
-                  body.first_convolution.bias, up.weight, up.bias):
-            p.zero_()
-        for c in range(3):
-            body.first_convolution.weight[c, c, 1, 1] = 1.0
-            for k in range(scale * scale):
-                up.weight[c * scale * scale + k, c, 1, 1] = 1.0
-    model.save_pretrained(folder)
-    Swin2SRImageProcessor().save_pretrained(folder)
-    return folder
 
 
 def reference_upscale(up, images: list[np.ndarray], batch: int = 2) -> list[np.ndarray]:
@@ -124,7 +105,7 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
 
     # 1. alignment
-    up = superres.load(str(nearest_model(work / "nearest", 4)), 4, args.device)
+    up = superres.load(str(save_tiny_swin2sr(work / "nearest", 4, nearest=True)), 4, args.device)
     image = frames(1, args.size, 1)[0]
     expected = np.repeat(np.repeat(image, 4, 0), 4, 1)
     (ours,) = superres.upscale(up, [image])

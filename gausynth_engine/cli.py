@@ -113,16 +113,23 @@ def _detach(args: argparse.Namespace, layout: RunLayout) -> int:
     return EXIT_OK
 
 
-def _rebuild_run_argv(args: argparse.Namespace) -> list[str]:
-    argv = ["run", str(find_preset(args.preset).absolute())]
-    for s in args.set:
+def run_argv(preset: Path | str, sets: list[str] | tuple[str, ...] = (), *, start: str | None = None,
+             until: str | None = None, only: str | None = None, force: bool = False) -> list[str]:
+    """Gives the `run` command line (after the program name) for a preset and its options."""
+    argv = ["run", str(preset)]
+    for s in sets:
         argv += ["--set", s]
-    for flag, value in (("--from", args.start), ("--until", args.until), ("--only", args.only)):
+    for flag, value in (("--from", start), ("--until", until), ("--only", only)):
         if value:
             argv += [flag, value]
-    if args.force:
+    if force:
         argv.append("--force")
     return argv
+
+
+def _rebuild_run_argv(args: argparse.Namespace) -> list[str]:
+    return run_argv(find_preset(args.preset).absolute(), args.set, start=args.start, until=args.until,
+                    only=args.only, force=args.force)
 
 
 # --- viewing and control ----------------------------------------------------------------------

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gausynth_engine.cli import run_argv
+
 ENGINE = [sys.executable, "-m", "gausynth_engine"]
 
 
@@ -29,15 +31,8 @@ class RunRequest:
 
     def argv(self) -> list[str]:
         """Gives the engine command line that starts this run detached."""
-        args = [*ENGINE, "run", str(self.preset), "--detach"]
-        for o in self.overrides:
-            args += ["--set", o]
-        for flag, value in (("--from", self.start), ("--until", self.until), ("--only", self.only)):
-            if value:
-                args += [flag, value]
-        if self.force:
-            args.append("--force")
-        return args
+        return [*ENGINE, *run_argv(self.preset, self.overrides, start=self.start, until=self.until,
+                                   only=self.only, force=self.force), "--detach"]
 
     def describe(self) -> str:
         """Gives the request as the user would type it (`gausynth run …`)."""

@@ -11,39 +11,7 @@ import pytest
 
 from gausynth_engine import StageError, superres
 from tests.conftest import small_overrides
-
-
-def save_tiny_swin2sr(folder: Path, scale: int, *, nearest: bool = False) -> Path:
-    """Saves a tiny random Swin2SR (embed 16, depths [2, 2], window 8) with its processor.
-
-    nearest=True sets the weights so that the model is exactly nearest-neighbour upscaling: the
-    body's contribution is zeroed, the first convolution copies the colours through and the
-    pixel-shuffle convolution repeats each colour into its s × s block.
-    """
-    import torch
-    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
-
-    torch.manual_seed(0)
-    config = Swin2SRConfig(embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=8,
-                           upscale=scale, upsampler="pixelshuffledirect", image_size=32)
-    model = Swin2SRForImageSuperResolution(config).eval()
-    if nearest:
-        with torch.no_grad():
-            body = model.swin2sr
-            body.conv_after_body.weight.zero_()
-            body.conv_after_body.bias.zero_()
-            body.first_convolution.weight.zero_()
-            body.first_convolution.bias.zero_()
-            up = model.upsample.conv
-            up.weight.zero_()
-            up.bias.zero_()
-            for c in range(3):
-                body.first_convolution.weight[c, c, 1, 1] = 1.0
-                for k in range(scale * scale):
-                    up.weight[c * scale * scale + k, c, 1, 1] = 1.0
-    model.save_pretrained(folder)
-    Swin2SRImageProcessor().save_pretrained(folder)
-    return folder
+from tests.stages.tiny_models import save_tiny_swin2sr
 
 
 @pytest.fixture(autouse=True, scope="module")
