@@ -34,7 +34,7 @@ def checks(build_gsplat: bool = False) -> Iterator[Check]:
     from ._telemetry import GpuSampler
 
     sampler = GpuSampler()
-    yield "NVML telemetry", sampler.available, sampler.name if sampler.available else sampler.name
+    yield "NVML telemetry", sampler.available, sampler.name
     yield from _gsplat(build_gsplat)
     try:
         import pycolmap
