@@ -15,6 +15,7 @@ from ._layout import RUN_NAME, RUN_NAME_RULE
 from ._params import FieldInfo, coerce, param, section_fields
 from .stages import SECTIONS
 from .stages.blend import Params as BlendParams
+from .stages.mask import Params as MaskParams
 from .stages.preprocess import Params as PreprocessParams
 from .stages.propagate import Params as PropagateParams
 from .stages.reimagine import Params as ReimagineParams
@@ -45,6 +46,7 @@ class Preset:
     sheet: SheetParams = SheetParams()
     reimagine: ReimagineParams = ReimagineParams()
     propagate: PropagateParams = PropagateParams()
+    mask: MaskParams = MaskParams()
     blend: BlendParams = BlendParams()
     upscale: UpscaleParams = UpscaleParams()
     sfm: SfmParams = SfmParams()

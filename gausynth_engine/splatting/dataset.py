@@ -16,8 +16,11 @@ BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
 class Scene:
     """Every registered view, in frame (natural name) order, and the SfM points.
 
-    images: uint8 [V, H, W, 3] (RGBA inputs composited on the background); Ks [V, 3, 3] px;
-    viewmats [V, 4, 4] world→camera (OpenCV); points [P, 3] world; colors [P, 3] in [0, 1].
+    images: uint8 [V, H, W, 3], the views' own colours; alphas: uint8 [V, H, W] object masks
+    (None: the views are opaque, the whole frame is the scene); valid: bool [V, H, W] pixels that
+    hold real picture (None: all; a padded or partial frame has invalid pixels, which neither
+    the loss nor the metrics see); Ks [V, 3, 3] px; viewmats [V, 4, 4] world→camera (OpenCV);
+    points [P, 3] world; colors [P, 3] in [0, 1].
     """
 
     names: list[str]
@@ -26,6 +29,15 @@ class Scene:
     viewmats: np.ndarray
     points: np.ndarray
     colors: np.ndarray
+    alphas: np.ndarray | None = None
+    valid: np.ndarray | None = None
+
+    def composited(self, background: tuple[float, float, float]) -> np.ndarray:
+        """Gives uint8 [V, H, W, 3]: the views over `background` through their masks."""
+        if self.alphas is None:
+            return self.images
+        return np.stack([composite(np.concatenate([im, a[..., None]], 2), background)
+                         for im, a in zip(self.images, self.alphas, strict=True)])
 
     @property
     def size(self) -> tuple[int, int]:
@@ -39,6 +51,21 @@ class Scene:
             return ids, []
         test = [i for i in ids if i % test_every == 0]
         return [i for i in ids if i % test_every != 0], test
+
+    def look_at(self) -> np.ndarray:
+        """Gives [3]: the point nearest to every camera's optical axis (least squares), where a
+        turn-around's object sits; the cameras' mean centre when the axes are near parallel."""
+        centres = np.stack([-v[:3, :3].T @ v[:3, 3] for v in self.viewmats])
+        dirs = self.viewmats[:, 2, :3]
+        a = np.zeros((3, 3))
+        b = np.zeros(3)
+        for c, d in zip(centres, dirs, strict=True):
+            m = np.eye(3) - np.outer(d, d)
+            a += m
+            b += m @ c
+        if np.linalg.cond(a) > 1e6:
+            return centres.mean(0)
+        return np.linalg.solve(a, b)
 
     def scene_scale(self) -> float:
         """Gives 1.1 × the largest camera distance from the cameras' mean centre (as gsplat)."""
@@ -55,11 +82,14 @@ def composite(image: np.ndarray, background: tuple[float, float, float]) -> np.n
     return (image[..., :3] * alpha + bg * (1.0 - alpha) + 0.5).astype(np.uint8)
 
 
-def load_scene(sparse: Path, images: Path, background: str = "white", downscale: int = 1) -> Scene:
+def load_scene(sparse: Path, images: Path, background: str = "white", downscale: int = 1,
+               valid: Path | None = None, masks: bool = True) -> Scene:
     """Gives the views of the COLMAP model `sparse` whose images lie in `images`, by name.
 
-    Only PINHOLE / SIMPLE_PINHOLE cameras are accepted (the SfM stage undistorts); `downscale`
-    shrinks images and intrinsics by an integer factor.
+    RGBA images give the scene's object masks (`masks=False` composites them on `background`
+    instead); `valid`, a folder of same-named images, marks with white the pixels that hold real
+    picture. Only PINHOLE / SIMPLE_PINHOLE cameras are accepted (the SfM stage undistorts);
+    `downscale` shrinks images and intrinsics by an integer factor.
     """
     import cv2
     import pycolmap
@@ -73,8 +103,9 @@ def load_scene(sparse: Path, images: Path, background: str = "white", downscale:
     regs = sorted((rec.images[i] for i in rec.reg_image_ids()), key=lambda im: natural_key(im.name))
     if not regs:
         raise StageError(f"{sparse}: the COLMAP model has no registered images")
-    names, pixels, Ks, viewmats = [], [], [], []
+    names, pixels, alphas, valids, Ks, viewmats = [], [], [], [], [], []
     size = None
+    kinds: set[int] = set()
     for im in regs:
         cam = im.camera
         if cam.model.name not in ("PINHOLE", "SIMPLE_PINHOLE"):
@@ -83,14 +114,31 @@ def load_scene(sparse: Path, images: Path, background: str = "white", downscale:
         path = images / im.name
         if not path.exists():
             raise StageError(f"{path}: missing; the COLMAP model names it but {images} lacks it")
-        image = composite(read_image(path), BACKGROUNDS[background])
+        image = read_image(path)
+        kinds.add(image.shape[2])
+        if len(kinds) > 1:
+            raise StageError(f"{path}: {'RGBA' if image.shape[2] == 4 else 'RGB'}, unlike the other "
+                             f"views; accepted: every view with a mask (RGBA) or none")
+        if image.shape[2] == 4 and not masks:
+            image = composite(image, BACKGROUNDS[background])
         if image.shape[:2] != (cam.height, cam.width):
             raise StageError(f"{path}: {image.shape[1]}×{image.shape[0]} px but the COLMAP camera "
                              f"is {cam.width}×{cam.height}; the views must line up with the model")
+        ok = None
+        if valid is not None:
+            vpath = Path(valid) / im.name
+            if not vpath.is_file():
+                raise StageError(f"{vpath}: missing; every view needs its validity mask")
+            ok = read_image(vpath)[..., 0]
+            if ok.shape != image.shape[:2]:
+                raise StageError(f"{vpath}: {ok.shape[1]}×{ok.shape[0]} px, unlike its view "
+                                 f"{path} ({image.shape[1]}×{image.shape[0]})")
         K = np.array(cam.calibration_matrix(), dtype=np.float64)
         if downscale > 1:
             w, h = cam.width // downscale, cam.height // downscale
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            if ok is not None:
+                ok = cv2.resize(ok, (w, h), interpolation=cv2.INTER_AREA)
             K[0, :] *= w / cam.width
             K[1, :] *= h / cam.height
         if size is not None and image.shape != size:
@@ -100,10 +148,23 @@ def load_scene(sparse: Path, images: Path, background: str = "white", downscale:
         w2c = np.eye(4)
         w2c[:3, :] = im.cam_from_world().matrix()
         names.append(im.name)
-        pixels.append(image)
+        pixels.append(image[..., :3])
+        if image.shape[2] == 4:
+            alphas.append(image[..., 3])
+        if ok is not None:
+            valids.append(ok > 127)
         Ks.append(K)
         viewmats.append(w2c)
     pts = list(rec.points3D.values())
     points = np.array([p.xyz for p in pts], dtype=np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in pts], dtype=np.float64).reshape(-1, 3) / 255.0
-    return Scene(names, np.stack(pixels), np.stack(Ks), np.stack(viewmats), points, colors)
+    scene = Scene(names, np.stack(pixels), np.stack(Ks), np.stack(viewmats), points, colors,
+                  np.stack(alphas) if alphas else None, np.stack(valids) if valids else None)
+    if scene.alphas is not None:
+        coverage = scene.alphas.reshape(len(names), -1).mean(1) / 255.0
+        bad = int(np.argmin(np.minimum(coverage, 1.0 - coverage)))
+        if coverage[bad] < 0.001 or coverage[bad] > 0.999:
+            what = "covers nothing" if coverage[bad] < 0.001 else "covers the whole view"
+            raise StageError(f"{images / names[bad]}: its mask (alpha) {what}; accepted: a mask "
+                             "of the object (rerun the mask stage or set mask.method = 'off')")
+    return scene

@@ -9,9 +9,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def psnr(image: Tensor, target: Tensor) -> float:
-    """Gives the PSNR in dB of image vs target, both [..., H, W, 3] in [0, 1]."""
-    mse = torch.mean((image.clamp(0, 1) - target) ** 2).item()
+def psnr(image: Tensor, target: Tensor, where: Tensor | None = None) -> float:
+    """Gives the PSNR in dB of image vs target, both [..., H, W, 3] in [0, 1], over the pixels
+    where `where` [..., H, W, 1] (bool) is true, or all of them."""
+    err = (image.clamp(0, 1) - target) ** 2
+    if where is None:
+        mse = torch.mean(err).item()
+    else:
+        w = where.to(err.dtype).expand_as(err)
+        mse = (torch.sum(err * w) / w.sum().clamp_min(1.0)).item()
     return float("inf") if mse == 0 else -10.0 * math.log10(mse)
 
 
@@ -22,8 +28,10 @@ def _window(size: int, sigma: float, channels: int, device: torch.device, dtype:
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(image: Tensor, target: Tensor, size: int = 11, sigma: float = 1.5) -> Tensor:
-    """Gives the mean SSIM (a differentiable 0-d tensor) of image vs target [B, H, W, C] in [0, 1]."""
+def ssim(image: Tensor, target: Tensor, where: Tensor | None = None, size: int = 11,
+         sigma: float = 1.5) -> Tensor:
+    """Gives the mean SSIM (a differentiable 0-d tensor) of image vs target [B, H, W, C] in [0, 1],
+    averaged over the pixels where `where` [B, H, W, 1] (bool) is true, or all of them."""
     x, y = image.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2)
     channels = x.shape[1]
     w = _window(size, sigma, channels, x.device, x.dtype)
@@ -37,7 +45,10 @@ def ssim(image: Tensor, target: Tensor, size: int = 11, sigma: float = 1.5) -> T
     sxy = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.mean()
+    if where is None:
+        return s.mean()
+    w = where.permute(0, 3, 1, 2).to(s.dtype).expand_as(s)
+    return (s * w).sum() / w.sum().clamp_min(1.0)
 
 
 def splat_loss(image: Tensor, target: Tensor, ssim_lambda: float = 0.2) -> Tensor:

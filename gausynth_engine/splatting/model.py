@@ -32,17 +32,19 @@ def knn_mean_distance(points: Tensor, k: int = 3, chunk: int = 4096) -> Tensor:
 
 def init_params(points: np.ndarray, colors: np.ndarray, sh_degree: int, scene_scale: float,
                 *, init_opacity: float = 0.1, init_scale: float = 1.0, seed: int = 0,
-                device: str = "cpu") -> dict[str, torch.nn.Parameter]:
+                device: str = "cpu", centre: np.ndarray | None = None) -> dict[str, torch.nn.Parameter]:
     """Gives raw Gaussians at the SfM points (or random ones in the scene when there are few).
 
     points [P, 3] world, colors [P, 3] in [0, 1]. Scales start at the mean distance to the 3
     nearest neighbours, rotations random, opacities `init_opacity` (as gsplat's simple_trainer).
+    Random Gaussians fill a cube of side `scene_scale` around `centre` [3] (default: the origin).
     """
     gen = torch.Generator().manual_seed(seed)
     pts = torch.as_tensor(points, dtype=torch.float32)
     rgb = torch.as_tensor(colors, dtype=torch.float32)
     if len(pts) < 4:  # no usable SfM points: a random cloud inside the cameras' reach
-        pts = (torch.rand(10_000, 3, generator=gen) * 2 - 1) * scene_scale * 0.5
+        middle = torch.zeros(3) if centre is None else torch.as_tensor(centre, dtype=torch.float32)
+        pts = middle + (torch.rand(10_000, 3, generator=gen) * 2 - 1) * scene_scale * 0.5
         rgb = torch.rand(10_000, 3, generator=gen)
     pts = pts.to(device)
     dist = knn_mean_distance(pts).clamp_min(1e-7)

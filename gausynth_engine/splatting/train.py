@@ -60,13 +60,17 @@ class TrainConfig:
     packed: bool = False
     backend: str = ""  # "" = gsplat on CUDA, the PyTorch rasterizer elsewhere
     seed: int = 0
-    # Densification schedule (gsplat's defaults; refine_stop 0 = half the iterations, ≤ 15000).
-    refine_start: int = 500
-    refine_every: int = 100
+    random_background: bool = True  # masked views: a new background colour every step
+    antialiased: bool = False  # gsplat's antialiased rasterization (Mip-Splatting's 2-D filter)
+    absgrad: bool = False  # densify on absolute 2-D gradients (AbsGS), with its own threshold
+    opacity_reset: bool = True  # the 3DGS recipe's opacity resets while densifying
+    # Densification schedule; 0 = scaled to the run (see `schedule`).
+    refine_start: int = 0
+    refine_every: int = 0
     refine_stop: int = 0
-    reset_every: int = 3000
-    grow_grad2d: float = 0.0002  # densify Gaussians whose mean 2-D gradient exceeds this
-    sh_every: int = 1000  # one more SH band every this many steps
+    reset_every: int = 0
+    grow_grad2d: float = 0.0  # densify Gaussians whose mean 2-D gradient exceeds this; 0 = default
+    sh_every: int = 0  # one more SH band every this many steps; 0 = scaled to the run
     report_every: float = 1.0  # seconds between metric events
 
     @property
@@ -105,17 +109,46 @@ class SilentReporter:
         pass
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """When densification and the other timed events happen, in steps."""
+
+    refine_start: int
+    refine_stop: int
+    refine_every: int
+    reset_every: int
+    sh_every: int
+    grow_grad2d: float
+
+
+def schedule(config: TrainConfig) -> Schedule:
+    """Gives the training's schedule: the 3DGS recipe's (densify from 500 to 15k every 100,
+    opacity reset every 3k, one SH band per 1k) for runs of 30k steps, compressed for shorter
+    runs so that a short training still grows and settles: densification ends by half the run,
+    starts by its 5 %, and resets come at 30 % of the run at most. Fields set in the config win."""
+    t = config.iterations
+    stop = config.refine_stop or min(15_000, t // 2)
+    start = config.refine_start or min(500, max(10, t // 20))
+    every = config.refine_every or min(100, max(10, t // 100))
+    reset = config.reset_every or min(3000, max(100, (3 * t) // 10))
+    sh_every = config.sh_every or min(1000, max(10, t // 10))
+    grad = config.grow_grad2d or (0.0008 if config.absgrad else 0.0002)
+    return Schedule(start, stop, every, reset, sh_every, grad)
+
+
 def make_strategy(config: TrainConfig) -> Any:
     """Gives the gsplat densification strategy the config asks for."""
     from gsplat.strategy import DefaultStrategy, MCMCStrategy
 
-    stop = config.refine_stop or min(15_000, config.iterations // 2)
+    s = schedule(config)
     if config.strategy == "mcmc":
-        return MCMCStrategy(cap_max=config.max_gaussians, refine_start_iter=config.refine_start,
-                            refine_stop_iter=stop, refine_every=config.refine_every)
-    return DefaultStrategy(refine_start_iter=config.refine_start, refine_stop_iter=stop,
-                           refine_every=config.refine_every, reset_every=config.reset_every,
-                           grow_grad2d=config.grow_grad2d)
+        return MCMCStrategy(cap_max=config.max_gaussians, refine_start_iter=s.refine_start,
+                            refine_stop_iter=s.refine_stop, refine_every=s.refine_every)
+    # gsplat 1.5.3's own opacity reset never fires (`step % n == 0 & step > 0` chains to False),
+    # so the trainer resets opacities itself (`Trainer.step`); its reset_every only pauses nothing.
+    return DefaultStrategy(refine_start_iter=s.refine_start, refine_stop_iter=s.refine_stop,
+                           refine_every=s.refine_every, reset_every=s.reset_every,
+                           grow_grad2d=s.grow_grad2d, absgrad=config.absgrad)
 
 
 class Trainer:
@@ -127,9 +160,17 @@ class Trainer:
         if config.strategy == "mcmc" and self.backend != "gsplat":
             raise ValueError("splat.strategy = 'mcmc' needs gsplat's CUDA kernels (relocation); "
                              "accepted without a GPU: 'default'")
+        if self.backend != "gsplat" and (config.antialiased or config.absgrad):
+            raise ValueError("splat.antialiased and splat.absgrad need gsplat's CUDA kernels; "
+                             "accepted without a GPU: both false")
         self.train_ids, self.test_ids = scene.split(config.test_every)
         self.width, self.height = scene.size
+        self.schedule = schedule(config)
         self.images = torch.from_numpy(scene.images).to(device)  # uint8 [V, H, W, 3]
+        # uint8 [V, H, W, 1] object masks, bool [V, H, W, 1] valid pixels; None = all.
+        self.alphas = None if scene.alphas is None else \
+            torch.from_numpy(scene.alphas).to(device)[..., None]
+        self.valid = None if scene.valid is None else torch.from_numpy(scene.valid).to(device)[..., None]
         self.Ks = torch.as_tensor(scene.Ks, dtype=torch.float32, device=device)
         self.viewmats = torch.as_tensor(scene.viewmats, dtype=torch.float32, device=device)
         self.background = torch.tensor(BACKGROUNDS[config.background], device=device)
@@ -137,7 +178,8 @@ class Trainer:
         mcmc = config.strategy == "mcmc"
         self.params = init_params(scene.points, scene.colors, config.sh_degree, self.scene_scale,
                                   init_opacity=0.5 if mcmc else 0.1,
-                                  init_scale=0.1 if mcmc else 1.0, seed=config.seed, device=device)
+                                  init_scale=0.1 if mcmc else 1.0, seed=config.seed, device=device,
+                                  centre=scene.look_at())
         self.optimizers = make_optimizers(self.params, self.scene_scale)
         self.strategy = make_strategy(config)
         self.strategy.check_sanity(self.params, self.optimizers)
@@ -153,14 +195,25 @@ class Trainer:
     def num_gaussians(self) -> int:
         return len(self.params["means"])
 
-    def render(self, view: int, sh_degree: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Gives (rgb [1, H, W, 3], info) of one view with the current Gaussians."""
+    def render(self, view: int, sh_degree: int | None = None,
+               background: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Gives (rgb [1, H, W, 3], info) of one view with the current Gaussians, over
+        `background` [3] (default: the evaluation background)."""
         rgb, _, info = render(self.params, self.viewmats[view:view + 1], self.Ks[view:view + 1],
                               self.width, self.height,
                               sh_degree=self.config.sh_degree if sh_degree is None else sh_degree,
-                              background=self.background, backend=self.backend,
-                              packed=self.config.packed)
+                              background=self.background if background is None else background,
+                              backend=self.backend, packed=self.config.packed,
+                              antialiased=self.config.antialiased, absgrad=self.config.absgrad)
         return rgb, info
+
+    def target(self, view: int, background: torch.Tensor) -> torch.Tensor:
+        """Gives the view's picture [1, H, W, 3] in [0, 1] over `background` through its mask."""
+        rgb = self.images[view:view + 1].float() / 255.0
+        if self.alphas is None:
+            return rgb
+        a = self.alphas[view:view + 1].float() / 255.0
+        return rgb * a + background * (1.0 - a)
 
     def step(self) -> None:
         """Trains one step on a random train view (densifying as the strategy says)."""
@@ -170,9 +223,15 @@ class Trainer:
         lr = means_lr(step, c.iterations, self.scene_scale)
         for group in self.optimizers["means"].param_groups:
             group["lr"] = lr
-        target = self.images[view:view + 1].float() / 255.0
-        rgb, info = self.render(view, min(step // c.sh_every, c.sh_degree))
+        sched = self.schedule
+        background = self.background
+        if self.alphas is not None and c.random_background:
+            background = torch.rand(3, device=self.device)
+        target = self.target(view, background)
+        rgb, info = self.render(view, min(step // sched.sh_every, c.sh_degree), background)
         self.strategy.step_pre_backward(self.params, self.optimizers, self.state, step, info)
+        if self.valid is not None:  # pixels with no picture: no loss (the render stands in)
+            target = torch.where(self.valid[view:view + 1], target, rgb.detach())
         loss = splat_loss(rgb, target, c.ssim_lambda)
         if c.strategy == "mcmc":  # gsplat's MCMC regularisers
             loss = loss + 0.01 * torch.sigmoid(self.params["opacities"]).mean() \
@@ -187,6 +246,11 @@ class Trainer:
         else:
             self.strategy.step_post_backward(self.params, self.optimizers, self.state, step, info,
                                              packed=c.packed)
+            if c.opacity_reset and sched.refine_start < step < sched.refine_stop \
+                    and step % sched.reset_every == 0:
+                from gsplat.strategy.ops import reset_opa
+
+                reset_opa(self.params, self.optimizers, self.state, value=2.0 * self.strategy.prune_opa)
         # An EMA over every 10th step's loss (and that step's MSE, for a training PSNR): a
         # few small kernels every 10 steps instead of every step.
         if self.loss_ema is None or step % 10 == 0:
@@ -240,9 +304,15 @@ def train(scene: Scene, config: TrainConfig, out_dir: Path, work_dir: Path | Non
         report.log(f"resuming from the checkpoint at step {trainer.step_done} "
                    f"({trainer.num_gaussians} Gaussians)")
     start = trainer.step_done
+    sched = trainer.schedule
+    masks = "masked views, a random background each step" if scene.alphas is not None and \
+        config.random_background else "masked views" if scene.alphas is not None else "opaque views"
     report.log(f"{len(trainer.train_ids)} train / {len(trainer.test_ids)} test views at "
-               f"{trainer.width}×{trainer.height}, {trainer.num_gaussians} Gaussians, "
-               f"{config.strategy} strategy, {trainer.backend} rasterizer on {device}")
+               f"{trainer.width}×{trainer.height} ({masks}), {trainer.num_gaussians} Gaussians, "
+               f"{config.strategy} strategy, {trainer.backend} rasterizer on {device}; densify "
+               f"{sched.refine_start}–{sched.refine_stop} every {sched.refine_every}"
+               f"{f', opacity reset every {sched.reset_every}' if config.opacity_reset else ''}, "
+               f"SH degree {config.sh_degree}")
     try:
         train_seconds = _loop(trainer, out_dir, work_dir, report, key)
         write_final(trainer, out_dir)
@@ -308,7 +378,12 @@ def _report_speed(report: Reporter, trainer: Trainer, window: deque[tuple[float,
 
 @torch.no_grad()
 def evaluate(trainer: Trainer, out_dir: Path, report: Reporter) -> dict[str, Any]:
-    """Renders the test views (metrics) and train views at this step into test/ and train/."""
+    """Renders the test views (metrics) and train views at this step into test/ and train/.
+
+    PSNR/SSIM are over the whole frame against the view over the evaluation background (valid
+    pixels only); with masks, `object_psnr` is over the object's pixels alone, against the
+    original picture there.
+    """
     from .._media import write_image
 
     step = trainer.step_done
@@ -316,33 +391,54 @@ def evaluate(trainer: Trainer, out_dir: Path, report: Reporter) -> dict[str, Any
     views: dict[str, dict[str, float]] = {}
     for i in trainer.test_ids:
         rgb, _ = trainer.render(i)
-        gt = trainer.images[i:i + 1].float() / 255.0
+        gt = trainer.target(i, trainer.background)
         rgb = rgb.clamp(0, 1)
-        views[names[i]] = {"psnr": psnr(rgb, gt), "ssim": float(ssim(rgb, gt))}
+        views[names[i]] = view_metrics(trainer, i, rgb, gt)
         folder = out_dir / "test" / f"ours_{step}"
         write_image(folder / "renders" / _png(names[i]), _to_uint8(rgb))
-        write_image(folder / "gt" / _png(names[i]), trainer.scene.images[i])
+        write_image(folder / "gt" / _png(names[i]), _to_uint8(gt))
     for i in trainer.train_ids:
         rgb, _ = trainer.render(i)
         write_image(out_dir / "train" / f"ours_{step}" / "renders" / _png(names[i]), _to_uint8(rgb))
     entry: dict[str, Any] = {"step": step, "num_gaussians": trainer.num_gaussians}
     if views:
-        entry["psnr"] = float(np.mean([v["psnr"] for v in views.values()]))
-        entry["ssim"] = float(np.mean([v["ssim"] for v in views.values()]))
+        for key in ("psnr", "ssim", "object_psnr"):
+            values = [v[key] for v in views.values() if key in v]
+            if values:
+                entry[key] = float(np.mean(values))
         report.metric("eval_psnr", entry["psnr"], step)
         report.metric("eval_ssim", entry["ssim"], step)
-        report.log(f"step {step}: test PSNR {entry['psnr']:.2f} dB, SSIM {entry['ssim']:.4f} "
+        extra = ""
+        if "object_psnr" in entry:
+            report.metric("eval_object_psnr", entry["object_psnr"], step)
+            extra = f", object PSNR {entry['object_psnr']:.2f} dB"
+        report.log(f"step {step}: test PSNR {entry['psnr']:.2f} dB, SSIM {entry['ssim']:.4f}{extra} "
                    f"({len(views)} views, {trainer.num_gaussians} Gaussians)")
     entry["views"] = views
     trainer.results[f"ours_{step}"] = entry
     _write_json(out_dir / "results.json", {
         "test_views": [names[i] for i in trainer.test_ids],
         "train_views": [names[i] for i in trainer.train_ids],
+        "metrics": ("psnr/ssim: whole frame over the evaluation background (valid pixels); "
+                    "object_psnr: the object's pixels (mask > 0.5) against the original picture"),
         "lpips": "not computed (no LPIPS weights in this install)",
         "evaluations": trainer.results})
     write_ply(out_dir / "point_cloud" / f"iteration_{step}" / "point_cloud.ply",
               {k: v.detach().cpu().numpy() for k, v in trainer.params.items()})
     return entry
+
+
+def view_metrics(trainer: Trainer, view: int, rgb: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
+    """Gives PSNR/SSIM of one render [1, H, W, 3] against its target, plus the object's PSNR."""
+    valid = None if trainer.valid is None else trainer.valid[view:view + 1]
+    out = {"psnr": psnr(rgb, gt, valid), "ssim": float(ssim(rgb, gt, valid))}
+    if trainer.alphas is not None:
+        inside = trainer.alphas[view:view + 1] > 127
+        if valid is not None:
+            inside = inside & valid
+        if bool(inside.any()):
+            out["object_psnr"] = psnr(rgb, gt, inside)
+    return out
 
 
 @torch.no_grad()

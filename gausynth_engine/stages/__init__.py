@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from .._stage import Stage
-from . import blend, preprocess, propagate, reimagine, sfm, sheet, splat, upscale
+from . import blend, mask, preprocess, propagate, reimagine, sfm, sheet, splat, upscale
 
 STAGES: tuple[Stage, ...] = (
     preprocess.STAGE,
     sheet.STAGE,
     reimagine.STAGE,
     propagate.STAGE,
+    sfm.STAGE,
+    mask.STAGE,
     blend.STAGE,
     upscale.STAGE,
-    sfm.STAGE,
     splat.STAGE_REIM,
     splat.STAGE_ORIG,
 )
@@ -25,6 +26,7 @@ SECTIONS: dict[str, type] = {
     "sheet": sheet.Params,
     "reimagine": reimagine.Params,
     "propagate": propagate.Params,
+    "mask": mask.Params,
     "blend": blend.Params,
     "upscale": upscale.Params,
     "sfm": sfm.Params,

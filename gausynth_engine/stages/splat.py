@@ -30,9 +30,18 @@ class Params:
     eval_at: tuple[int, ...] = param((7000, 10000, 12000, 15000),
                                      "Evaluate at these iterations (those not above the total) and "
                                      "at the last one.", min=1, max=30000)
-    sh_degree: int = param(0, "Spherical-harmonics degree of the colours.", min=0, max=3)
-    background: str = param("white", "Background colour behind the Gaussians.",
-                            choices=("white", "black"))
+    sh_degree: int = param(3, "Spherical-harmonics degree of the colours (one band more every "
+                           "tenth of the run, up to this).", min=0, max=3)
+    background: str = param("white", "Background colour that renders, videos and evaluation "
+                            "composite onto.", choices=("white", "black"))
+    random_background: bool = param(True, "With object masks, train each step over a random "
+                                    "background colour, so that no Gaussian learns the backdrop.")
+    opacity_reset: bool = param(True, "Reset opacities during densification (the 3DGS recipe; "
+                                "every 3,000 steps, scaled for shorter runs) to clear floaters.")
+    antialiased: bool = param(False, "gsplat's antialiased rasterization (Mip-Splatting's 2-D "
+                              "filter); CUDA only.")
+    absgrad: bool = param(False, "Densify on absolute 2-D gradients (AbsGS): finer detail, more "
+                          "Gaussians; CUDA only.")
     test_every: int = param(8, "Hold out every n-th image for testing; 0 = none.", min=0, max=100)
     strategy: str = param("default", "Densification: the paper's schedule, or MCMC with a cap.",
                           choices=("default", "mcmc"))
@@ -45,15 +54,44 @@ class Params:
                                   min=100, max=30000)
 
 
-def source_frames(ctx: StageContext, variant: str) -> Path:
-    """Gives the folder of frames a variant trains on."""
-    from . import BY_ID
+def masked(ctx: StageContext) -> bool:
+    """Gives whether this preset trains on object masks (the mask stage's cut-outs)."""
+    return ctx.preset.mask.method != "off"
 
+
+def source_frames(ctx: StageContext, variant: str) -> Path:
+    """Gives the folder of frames a variant trains on (SfM-sized, named like the SfM frames)."""
     if variant == "reim":
         return ctx.layout.sr_frames
-    if BY_ID["blend"].off_reason(ctx.preset):  # no cut-outs in this preset: the plain frames
-        return ctx.layout.filtered_frames_colmap
-    return ctx.layout.orig_transparent
+    return ctx.layout.orig_transparent if masked(ctx) else ctx.layout.filtered_frames_colmap
+
+
+def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
+    """Writes the reimagined squares (`sr_frames`) placed at their frames' `sd_box` in the SfM
+    frames, with the original's mask as alpha; gives (that folder, the folder of validity masks
+    or None when every square covers its whole frame)."""
+    import numpy as np
+
+    from .._media import list_images, read_image, write_image
+    from .._plan import read_manifest
+    from ..framing import box_of, place_square
+
+    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    placed, valid_dir = work / "placed", work / "valid"
+    partial = False
+    for f in list_images(ctx.layout.sr_frames):
+        orig_path = (ctx.layout.orig_transparent if masked(ctx) else ctx.layout.filtered_frames_colmap) / f.name
+        if not orig_path.is_file():
+            raise StageError(f"{orig_path}: missing; the reimagined frame {f} has no original to "
+                             "line up with (rerun preprocess and mask)")
+        orig = read_image(orig_path)
+        h, w = orig.shape[:2]
+        square, valid = place_square(read_image(f)[..., :3], box_of(record, w, h), w, h)
+        alpha = orig[..., 3] if orig.shape[2] == 4 else np.full((h, w), 255, np.uint8)
+        write_image(placed / f.name, np.concatenate([square, alpha[..., None]], 2))
+        write_image(valid_dir / f.name, np.repeat((valid * 255).astype(np.uint8)[..., None], 3, 2))
+        partial = partial or not valid.all()
+    return placed, valid_dir if partial else None
 
 
 def training_key(ctx: StageContext) -> str:
@@ -100,7 +138,8 @@ def train_config(p: Params) -> Any:
     return TrainConfig(iterations=p.iterations, eval_at=tuple(p.eval_at), sh_degree=p.sh_degree,
                        background=p.background, test_every=p.test_every, strategy=p.strategy,
                        max_gaussians=p.max_gaussians, checkpoint_every=p.checkpoint_every,
-                       packed=p.packed)
+                       packed=p.packed, random_background=p.random_background,
+                       opacity_reset=p.opacity_reset, antialiased=p.antialiased, absgrad=p.absgrad)
 
 
 def run_variant(ctx: StageContext, variant: str) -> None:
@@ -113,15 +152,29 @@ def run_variant(ctx: StageContext, variant: str) -> None:
     if p.strategy == "mcmc" and ctx.device != "cuda":
         raise StageError("splat.strategy = 'mcmc' needs a CUDA GPU (gsplat's relocation kernel); "
                          "accepted on CPU: 'default'")
+    for name in ("antialiased", "absgrad"):
+        if getattr(p, name) and ctx.device != "cuda":
+            raise StageError(f"splat.{name} = true needs a CUDA GPU (gsplat's kernels); accepted "
+                             "on CPU: false")
     source = source_frames(ctx, variant)
     if not source.is_dir():
         raise StageError(f"{source}: no frames to train on; run the stage that writes it first")
     key = training_key(ctx)
     work, meta = work_folder(ctx, variant, key)
-    views = work / "views"
-    shutil.rmtree(views, ignore_errors=True)
+    views, valid_views = work / "views", None
+    for folder in ("views", "valid", "placed", "valid_views"):
+        shutil.rmtree(work / folder, ignore_errors=True)
+    valid_src = None
+    if variant == "reim":
+        source, valid_src = place_reimagined(ctx, work)
     prepare_views(ctx.layout, source, views)
-    scene = load_scene(ctx.layout.colmap_sparse, views, p.background, p.downscale)
+    if valid_src is not None:
+        valid_views = work / "valid_views"
+        prepare_views(ctx.layout, valid_src, valid_views)
+    scene = load_scene(ctx.layout.colmap_sparse, views, p.background, p.downscale, valid=valid_views)
+    ctx.log(f"training on {source.name}: {len(scene.names)} views at {scene.size[0]}×{scene.size[1]}"
+            f"{', with object masks' if scene.alphas is not None else ', no masks'}"
+            f"{', partial frames masked out of the loss' if scene.valid is not None else ''}")
     width, height = scene.size
     if ctx.device != "cuda" and width * height > 256 * 256:
         ctx.log(f"training at {width}×{height} px on the CPU rasterizer will be very slow; "
@@ -142,7 +195,8 @@ def run_variant(ctx: StageContext, variant: str) -> None:
     ctx.record(variant=variant, folder=str(dest.relative_to(ctx.out.root)), source=source.name,
                views=len(scene.names), size=[width, height], num_gaussians=result.num_gaussians,
                resumed_from=result.start_step, psnr=last.get("psnr"), ssim=last.get("ssim"),
-               its=round(result.its, 3))
+               object_psnr=last.get("object_psnr"), masked=scene.alphas is not None,
+               its=round(result.its, 3), train_seconds=round(result.train_seconds, 2))
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -175,10 +229,11 @@ STAGE_REIM = Stage(
     id="splat_reim",
     title="3DGS (reimagined)",
     section="splat",
-    after=("sfm", "upscale"),
+    after=("sfm", "mask", "upscale"),
     outputs=("gs", "new_videos/gs_reim.mp4"),
-    version=1,
+    version=2,
     run=run_reim,
+    reads=("mask.method",),
     gpu=True,
     off_when=off_without_reimagine,
 )
@@ -187,9 +242,10 @@ STAGE_ORIG = Stage(
     id="splat_orig",
     title="3DGS (original)",
     section="splat",
-    after=("sfm", "blend"),
+    after=("sfm", "mask"),
     outputs=("gs", "new_videos/gs_orig.mp4"),
-    version=1,
+    version=2,
     run=run_orig,
+    reads=("mask.method",),
     gpu=True,
 )

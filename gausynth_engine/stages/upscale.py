@@ -1,9 +1,8 @@
 """upscale: Swin2SR super-resolution of the blended frames, tiled, padding cropped exactly.
 
-`sr_frames/` must line up pixel for pixel with the SfM frames (`filtered_frames_colmap`). With
-the reference sizes (512 × 4 = 2048) the model's output is already that size; when
-preprocess.sd_size × upscale.scale differs from preprocess.colmap_size the upscaled frames are
-resized to the SfM size (same framing, so poses still fit) and the log says so.
+`sr_frames/` are the diffusion squares at preprocess.sd_size × upscale.scale; the 3DGS of the
+reimagined frames places each at its frame's `sd_box` in the SfM frame (see `framing`), so they
+line up with the poses whatever the two sizes are.
 """
 
 from __future__ import annotations
@@ -30,10 +29,11 @@ class Params:
 
 
 def run(ctx: StageContext) -> None:
-    import cv2
-
     from .. import metrics2d, superres
     from .._media import list_images, read_image, write_image
+    from .._plan import read_manifest
+    from ..cutout import on_white
+    from ..framing import box_of, cut_square
     from .blend import preview_fps, write_preview
 
     p: Params = ctx.params
@@ -43,16 +43,12 @@ def run(ctx: StageContext) -> None:
     files = list_images(ctx.layout.blend_transparent)
     if not files:
         raise StageError(f"{ctx.layout.blend_transparent}: no frames; rerun blend")
-    missing = [f.name for f in files if not (ctx.layout.orig_transparent / f.name).is_file()]
-    if missing:
-        raise StageError(f"{ctx.layout.orig_transparent / missing[0]}: missing; rerun blend")
-    target = read_image(ctx.layout.orig_transparent / files[0].name).shape[0]  # the SfM side
+    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
     up = superres.load(p.model, p.scale, ctx.device, ctx.log)
     ctx.log(f"Swin2SR ×{p.scale} ({p.model}) on {ctx.device}; tile {p.tile} px, overlap "
             f"{p.overlap} px, {p.batch} tiles per pass")
     clip_model = ctx.preset.blend.clip_model
     scores, skipped = metrics2d.learned_scorers(ctx, clip_model, ctx.preset.reimagine.prompt)
-    noted = False
     done = 0
     group = max(1, p.batch)
     try:
@@ -61,18 +57,15 @@ def run(ctx: StageContext) -> None:
             images = [read_image(f)[..., :3] for f in batch_files]
             for f, sr in zip(batch_files, superres.upscale(up, images, tile=p.tile, overlap=p.overlap,
                                                            batch=p.batch), strict=True):
-                if sr.shape[0] != target:
-                    if not noted:
-                        ctx.log(f"upscaled frames are {sr.shape[0]} px but the SfM frames are {target} "
-                                f"px (preprocess.sd_size × upscale.scale ≠ preprocess.colmap_size): "
-                                f"resizing them to {target} px", "warning")
-                        noted = True
-                    interp = cv2.INTER_AREA if sr.shape[0] > target else cv2.INTER_LANCZOS4
-                    sr = cv2.resize(sr, (target, target), interpolation=interp)
                 write_image(ctx.out.sr_frames / f.name, sr)
-                orig_cut = read_image(ctx.layout.orig_transparent / f.name)[..., :3]
-                row = scores.compare("upscale", f.name, orig_cut, sr, output="sr_frames",
-                                     reference="orig_transparent (original cut-out, SfM size)")
+                orig = read_image(ctx.layout.filtered_frames_colmap / f.name)
+                if (ctx.layout.orig_transparent / f.name).is_file():
+                    cut = read_image(ctx.layout.orig_transparent / f.name)
+                    orig = on_white(cut[..., :3], cut[..., 3] / 255.0)
+                box = box_of(record, orig.shape[1], orig.shape[0])
+                row = scores.compare("upscale", f.name, cut_square(orig[..., :3], box, sr.shape[0]),
+                                     sr, output="sr_frames",
+                                     reference="the original cut-out's square at the SfM size")
                 ctx.metric("upscale.frame_ssim", row["ssim"], step=done)
                 scores.clip_score(f.name, {"upscale": sr})
                 done += 1
@@ -82,8 +75,7 @@ def run(ctx: StageContext) -> None:
             raise StageError(f"out of GPU memory at upscale.tile = {p.tile}, upscale.batch = "
                              f"{p.batch}; lower upscale.batch first, then upscale.tile") from e
         raise
-    ctx.record(model=p.model, scale=p.scale, size=target, resized_to_sfm=noted,
-               frames=[f.name for f in files])
+    ctx.record(model=p.model, scale=p.scale, frames=[f.name for f in files])
     write_preview(ctx, SR_VIDEO, [ctx.out.sr_frames / f.name for f in files],
                   preview_fps(ctx.layout, len(files)))
     metrics2d.publish(ctx, "upscale", scores, skipped)
@@ -95,7 +87,7 @@ STAGE = Stage(
     section="upscale",
     after=("blend",),
     outputs=("sr_frames", f"new_videos/{SR_VIDEO}.mp4", "metrics.json"),
-    version=1,
+    version=2,
     run=run,
     reads=("blend.clip_model",),
     gpu=True,

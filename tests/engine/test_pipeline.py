@@ -39,8 +39,11 @@ def test_preprocess_and_sheet_write_the_standard_layout(first_run) -> None:
     sd, colmap = list_images(layout.filtered_frames_sd), list_images(layout.filtered_frames_colmap)
     assert [p.name for p in sd] == [f"{i:04d}.png" for i in range(12)]
     assert [p.name for p in colmap] == [p.name for p in sd]
-    assert read_image(sd[0]).shape == (64, 64, 3) and read_image(colmap[0]).shape == (128, 128, 3)
+    # The SfM frames keep the 320×240 clip's aspect (long side 128); only the diffusion frames
+    # are square, cut from the centre of each frame at the recorded box.
+    assert read_image(sd[0]).shape == (64, 64, 3) and read_image(colmap[0]).shape == (96, 128, 3)
     manifest = read_manifest(layout, "preprocess")
+    assert manifest["record"]["sd_box"] == [16, 0, 96] and manifest["record"]["sfm_size"] == [128, 96]
     assert manifest["record"]["source_indices"] == [i * 24 // 12 for i in range(12)]
     assert sorted(manifest["outputs"]) == ["filtered_frames_colmap", "filtered_frames_sd",
                                            "new_videos/frames.mp4"]
@@ -143,6 +146,9 @@ def test_an_image_folder_is_an_input_too(engine_run, tmp_path: Path) -> None:
     first = read_image(list_images(layout.filtered_frames_sd)[0])
     assert first.shape == (64, 64, 3)
     assert (first[0, :, :] > 250).all()  # padded with white above the 96×64 photo
+    # The SfM frames are the photos as taken: never padded, never upsampled.
+    assert read_image(list_images(layout.filtered_frames_colmap)[0]).shape == (64, 96, 3)
+    assert record["sd_box"] == [0, -16, 96]
 
 
 @pytest.mark.parametrize(("content", "words"), [

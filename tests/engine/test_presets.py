@@ -29,13 +29,13 @@ def test_default_preset_holds_the_reference_defaults() -> None:
             p.reimagine.canny_high) == (0.6, 0.8, 200, 220)
     assert (p.reimagine.ip_adapter_weight, p.reimagine.ip_adapter_stop) == (0.6, 0.8)
     assert (p.upscale.scale, p.splat.iterations, p.splat.sh_degree, p.splat.background,
-            p.splat.test_every) == (4, 10000, 0, "white", 8)
+            p.splat.test_every) == (4, 10000, 3, "white", 8)  # SH 3: +0.4 dB on plush-dog (issue 11)
     assert p.run.outputs_root == "demo_outputs_dir"
 
 
 def test_original_only_needs_no_diffusion() -> None:
     p = load_preset(presets_dir() / "original-only.toml")
-    assert p.run.pipeline == "original" and p.blend.remove_background is False
+    assert p.run.pipeline == "original" and p.mask.method == "auto"
 
 
 # Each broken preset, with the line it must be reported on and words the message must hold.

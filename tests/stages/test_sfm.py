@@ -13,7 +13,7 @@ from conftest import small_overrides
 from gausynth_engine import Progress, StageFailed
 
 # All 24 frames of the 320×240 sample, centre-cropped to 240×240: small, but enough texture.
-SFM_SETS = {"run.pipeline": "original", "blend.remove_background": False,
+SFM_SETS = {"run.pipeline": "original", "mask.method": "off",
             "preprocess.num_frames": 24, "preprocess.colmap_size": 240}
 
 

@@ -189,7 +189,7 @@ def test_the_stage_writes_the_standard_gs_folder_and_video(true_scene, sample_vi
     from gausynth_engine.stages import splat
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")
-    preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false",
+    preset = parse_preset("", "test", ["run.pipeline='original'", "mask.method='off'",
                                        "run.device='cpu'"])
     # Fewer iterations than a preset allows (≥ 1000): the CPU rasterizer is slow.
     small = dataclasses.replace(preset.splat, iterations=30, eval_at=(10,), test_every=4,
@@ -247,7 +247,7 @@ def test_a_stage_killed_mid_training_resumes_on_the_next_run(true_scene, tmp_pat
     from gausynth_engine.stages import splat
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")
-    preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false"])
+    preset = parse_preset("", "test", ["run.pipeline='original'", "mask.method='off'"])
     small = dataclasses.replace(preset.splat, iterations=24, eval_at=(), test_every=4,
                                 checkpoint_every=10)
     preset = dataclasses.replace(preset, splat=small)

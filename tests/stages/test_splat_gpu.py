@@ -113,7 +113,7 @@ def test_the_stage_trains_on_the_gpu_with_a_real_preset(true_scene, tmp_path):
     from gausynth_engine.stages import splat
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")
-    preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false",
+    preset = parse_preset("", "test", ["run.pipeline='original'", "mask.method='off'",
                                        "splat.iterations=1000", "splat.eval_at=[500]",
                                        "splat.checkpoint_every=400"])
     events: list[dict] = []

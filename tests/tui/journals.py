@@ -31,7 +31,7 @@ from gausynth_engine.stages import STAGES
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 NOW = T0 + 600.0  # the clock the snapshot apps read
 GIB = 1 << 30
-ORIG_ONLY = ("sheet", "reimagine", "propagate", "upscale", "splat_reim")
+ORIG_ONLY = ("sheet", "reimagine", "propagate", "blend", "upscale", "splat_reim")
 
 
 class Clock:
@@ -156,11 +156,11 @@ def running_run(root: Path, steps: int = 4200) -> RunLayout:
     layout = RunLayout(root / "plush-dog")
     clock = Clock(T0 + 200)
     write_snapshot(layout, ["run.input=clips/plush-dog.mp4", "run.directory=plush-dog",
-                            "run.outputs_root=runs", "run.pipeline=original", "blend.remove_background=false"])
+                            "run.outputs_root=runs", "run.pipeline=original", "mask.method=off"])
     events: list[Event] = [RunStarted(pid=4_000_100, preset="presets/original-only.toml",
                                       command="run original-only", t=clock.t)]
     events += _plan(clock, {**{s: ("off", "run.pipeline = 'original' (no diffusion)") for s in ORIG_ONLY},
-                            "blend": ("off", "blend.remove_background = false"),
+                            "mask": ("off", "mask.method = 'off'"),
                             "preprocess": ("skip", "unchanged")})
     events += _stage(clock, layout, "sfm", 102, "frames registered", 35.0,
                      ("features: 6.8 s", "matching (sequential): 3.9 s", "mapping (incremental): 6.4 s"))
@@ -179,11 +179,11 @@ def failed_run(root: Path) -> RunLayout:
     layout = RunLayout(root / "mug")
     clock = Clock(T0 - 3600)
     write_snapshot(layout, ["run.input=clips/mug.mp4", "run.directory=mug", "run.outputs_root=runs",
-                            "run.pipeline=original", "blend.remove_background=false"])
+                            "run.pipeline=original", "mask.method=off"])
     events: list[Event] = [RunStarted(pid=4_000_200, preset="presets/original-only.toml",
                                       command="run original-only", t=clock.t)]
     events += _plan(clock, {**{s: ("off", "run.pipeline = 'original' (no diffusion)") for s in ORIG_ONLY},
-                            "blend": ("off", "blend.remove_background = false")})
+                            "mask": ("off", "mask.method = 'off'")})
     events += _stage(clock, layout, "preprocess", 12, "frames", 1.2)
     events.append(StageStarted(stage="sfm", pid=4_000_201, fingerprint="2" * 20,
                                log=str(layout.log_file("sfm")), t=clock.tick(0.01)))

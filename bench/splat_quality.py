@@ -1,0 +1,189 @@
+"""Benchmark (H200): the quality of the original 3DGS on real captures, ours against the plain recipe.
+
+For each set (plush-dog: a turntable; kermit; apple-video: a handheld arc) our engine runs the
+`original-only` preset through the CLI (preprocess → sfm → mask → splat_orig, every frame, at
+the preset's defaults), then again with `mask.method = off`. On the SAME COLMAP output, test
+views (every 8th) and iteration count, an independent plain gsplat loop written to the published
+3DGS recipe (bench/plain_gsplat.py: gsplat's simple_trainer defaults, SH 3, no random
+background) trains on the unmasked frames and on the frames masked onto white.
+
+Every figure is computed here from the 8-bit test renders, the same way for all four:
+- frame PSNR/SSIM: the whole frame against what that variant was asked to reproduce (the photo,
+  or the masked photo over white);
+- object PSNR: only the object's pixels (our mask > 0.5), against the original photo — the
+  figure that compares masked and unmasked trainings.
+LPIPS: only with local weights (none on these machines), said so.
+
+    python bench/splat_quality.py --data .data [--sets plush-dog,kermit,apple-video]
+                                   [--iterations 10000] [--out $OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+SETS = {"plush-dog": "plush-dog/images", "kermit": "kermit/images", "apple-video": "apple-video/apple.mp4"}
+
+
+def run_ours(source: Path, root: Path, name: str, iterations: int, extra: list[str]) -> dict:
+    """Runs the original-only preset through the CLI; gives its splat_orig manifest + wall time."""
+    sets = [f"run.input={source}", f"run.outputs_root={root}", f"run.directory={name}",
+            "preprocess.num_frames=0", f"splat.iterations={iterations}",
+            f"splat.eval_at=[{iterations}]", *extra]
+    argv = [sys.executable, "-m", "gausynth_engine", "run", "original-only"]
+    for s in sets:
+        argv += ["--set", s]
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        print(done.stdout[-3000:], done.stderr[-3000:])
+        raise SystemExit(f"our run of {source} failed ({done.returncode})")
+    layout = root / name
+    manifest = json.loads((layout / ".gausynth" / "manifests" / "splat_orig.json").read_text())
+    return {"wall_s": wall, "manifest": manifest, "layout": layout}
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    code = cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(data, code)
+
+
+def scores(renders: dict[str, np.ndarray], layout: Path, masked_target: bool) -> dict:
+    """Gives frame PSNR/SSIM and object PSNR of 8-bit renders {name: [H, W, 3]} (see module doc)."""
+    from plain_gsplat import ssim_np
+
+    frame, obj, ss = [], [], []
+    for name, render in renders.items():
+        photo = load_rgb(layout / "colmap" / "images" / name)[..., :3].astype(np.float64)
+        cut = load_views(layout, "masked")[name]
+        alpha = cut[..., 3:4].astype(np.float64) / 255.0
+        target = photo * alpha + 255.0 * (1 - alpha) if masked_target else photo
+        r = render.astype(np.float64)
+        frame.append(np.mean((r - target) ** 2))
+        ss.append(ssim_np(r / 255, target / 255))
+        inside = alpha[..., 0] > 0.5
+        obj.append(np.mean((r[inside] - photo[inside]) ** 2))
+    p = lambda mse: float(10 * np.log10(255.0**2 / np.mean(mse)))  # noqa: E731
+    return {"frame_psnr": p(frame), "frame_ssim": float(np.mean(ss)), "object_psnr": p(obj)}
+
+
+_VIEWS: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+
+def load_views(layout: Path, kind: str) -> dict[str, np.ndarray]:
+    """Gives the undistorted views lined up with colmap/sparse/0: 'plain' photos or 'masked' RGBA."""
+    key = (str(layout), kind)
+    if key not in _VIEWS:
+        from gausynth_engine._layout import RunLayout
+        from gausynth_engine.poses import prepare_views
+
+        run = RunLayout(layout)
+        folder = layout / ".bench" / kind
+        if not folder.is_dir():
+            src = run.orig_transparent if kind == "masked" else run.filtered_frames_colmap
+            prepare_views(run, src, folder)
+        _VIEWS[key] = {p.name: load_rgb(p) for p in sorted(folder.iterdir())}
+    return _VIEWS[key]
+
+
+def our_renders(gs: Path, iterations: int) -> dict[str, np.ndarray]:
+    folder = gs / "test" / f"ours_{iterations}" / "renders"
+    return {p.name: load_rgb(p)[..., :3] for p in sorted(folder.glob("*.png"))}
+
+
+def bench_set(name: str, source: Path, root: Path, iterations: int, masks: tuple[bool, ...]) -> list[dict]:
+    from plain_gsplat import train_plain
+
+    rows = []
+    for masked in masks:
+        extra = [] if masked else ["mask.method=off"]
+        ours = run_ours(source, root, name, iterations, extra)
+        rec = ours["manifest"]["record"]
+        layout = ours["layout"]
+        gs = layout / rec["folder"]
+        s = scores(our_renders(gs, iterations), layout, masked)
+        rows.append({"set": name, "who": "ours", "masks": masked, **s, "gaussians": rec["num_gaussians"],
+                     "train_s": rec.get("train_seconds"), "its": rec["its"], "size": rec["size"],
+                     "views": rec["views"], "run_wall_s": round(ours["wall_s"], 1),
+                     "peak_vram_gb": peak_vram(layout)})
+        print(json.dumps(rows[-1]), flush=True)
+    layout = root / name
+    sfm = json.loads((layout / ".gausynth" / "manifests" / "sfm.json").read_text())["record"]
+    mask = json.loads((layout / ".gausynth" / "manifests" / "mask.json").read_text())["record"]
+    print(f"{name}: sfm {sfm.get('registered')}/{sfm.get('total')} registered; masks "
+          f"{mask.get('method')}, turntable={mask.get('turntable')}, static share "
+          f"{mask.get('static_backdrop_share')}", flush=True)
+    for masked in masks:
+        views = load_views(layout, "masked" if masked else "plain")
+        result = train_plain(layout / "colmap" / "sparse" / "0", views, iterations, masked=masked)
+        s = scores(result["renders"], layout, masked)
+        rows.append({"set": name, "who": "plain", "masks": masked, **s, "gaussians": result["gaussians"],
+                     "train_s": round(result["train_s"], 1), "its": round(iterations / result["train_s"], 1),
+                     "peak_vram_gb": round(result["peak_vram"] / 2**30, 2)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def peak_vram(layout: Path) -> float | None:
+    """Gives the splat_orig worker's own peak torch allocation (GB) from the journal, if recorded."""
+    peak = None
+    journal = layout / ".gausynth" / "events.jsonl"
+    for line in journal.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("stage") == "splat_orig" and e.get("name") == "peak_vram":
+            peak = max(peak or 0.0, e["value"] / 2**30)
+    return None if peak is None else round(peak, 2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--iterations", type=int, default=10000)
+    parser.add_argument("--out", default=os.environ.get("OUT", "bench-out"))
+    parser.add_argument("--root", default="/tmp/gausynth-quality")
+    parser.add_argument("--masks", choices=("both", "on", "off"), default="both",
+                        help="train with masks, without, or both (default)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.sets.split(","):
+        masks = {"both": (True, False), "on": (True,), "off": (False,)}[args.masks]
+        rows += bench_set(name, Path(args.data) / SETS[name], Path(args.root), args.iterations, masks)
+        (out / "splat_quality.json").write_text(json.dumps(rows, indent=1))
+    print("\nLPIPS: not computed (no LPIPS weights on this machine)")
+    print(f"{'set':<12} {'who':<6} {'masks':<5} {'frame PSNR':>10} {'SSIM':>6} {'object PSNR':>11} "
+          f"{'#Gauss':>8} {'train s':>8} {'it/s':>6} {'VRAM GB':>7}")
+    for r in rows:
+        print(f"{r['set']:<12} {r['who']:<6} {str(r['masks']):<5} {r['frame_psnr']:>10.2f} "
+              f"{r['frame_ssim']:>6.3f} {r['object_psnr']:>11.2f} {r['gaussians']:>8} "
+              f"{r['train_s'] or 0:>8.1f} {r['its']:>6.1f} {r['peak_vram_gb'] or 0:>7.2f}")
+    print("\nratios ours / plain (same set, same masks): frame PSNR difference in dB, time ratio")
+    for r in rows:
+        if r["who"] != "ours":
+            continue
+        p = next(x for x in rows if x["who"] == "plain" and x["set"] == r["set"] and x["masks"] == r["masks"])
+        print(f"{r['set']:<12} masks={r['masks']!s:<5} ΔPSNR {r['frame_psnr'] - p['frame_psnr']:+.2f} dB, "
+              f"Δobject {r['object_psnr'] - p['object_psnr']:+.2f} dB, time ×{(r['train_s'] or 0) / p['train_s']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
