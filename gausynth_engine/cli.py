@@ -15,7 +15,7 @@ from ._console import ConsolePrinter, render_status
 from ._journal import RunView, follow_journal, pid_alive
 from ._layout import LayoutError, RunLayout
 from ._lock import RunLock, RunLockedError, holder_alive
-from ._plan import PlanError, make_plan
+from ._plan import PlanError, make_plan, read_manifest
 from ._preset import Preset, PresetError, load_preset, preset_table
 from ._stage import StageError
 from .stages import STAGES
@@ -200,9 +200,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._sample import SampleSpec, make_sample
 
-    w, h = (int(v) for v in args.size.split("x"))
-    spec = SampleSpec(frames=args.frames, width=w, height=h)
-    sample = Path(args.root) / f"sample-{args.frames}-{args.size}" / "turnaround.mp4"
+    gpu = _cuda_available()
+    frames = args.frames or (96 if gpu else 24)
+    size = args.size or ("640x480" if gpu else "320x240")
+    w, h = (int(v) for v in size.split("x"))
+    spec = SampleSpec(frames=frames, width=w, height=h)
+    sample = Path(args.root) / f"sample-{frames}-{size}" / "turnaround.mp4"
     if not sample.exists():
         print(f"rendering the sample turn-around into {sample.parent} …")
         make_sample(sample.parent, spec)
@@ -210,18 +213,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo preset: {name} — {why}")
     overrides = [f"run.input={sample.absolute()}", f"run.outputs_root={Path(args.root).absolute()}",
                  f"run.directory=demo-{name}"]
-    if not _cuda_available():
+    if gpu:
+        print(f"expected duration: about {DEMO_MINUTES[name, 'gpu']} on one GPU (plus ~1 min once, "
+              "while gsplat compiles its kernels)")
+    else:
         overrides += CPU_DEMO_OVERRIDES
         print("no CUDA GPU: small sizes and a short training (" + ", ".join(CPU_DEMO_OVERRIDES) + ")")
+        print(f"expected duration: about {DEMO_MINUTES[name, 'cpu']} on two CPU cores")
     run_args = argparse.Namespace(
         preset=str(presets_dir() / f"{name}.toml"), set=overrides + list(args.set), start=None,
         until=None, only=None, force=False, dry_run=args.dry_run, detach=False, verbose=False)
-    return cmd_run(run_args)
+    code = cmd_run(run_args)
+    if code == EXIT_OK and not args.dry_run:
+        print_training_result(RunLayout.for_run(Path(args.root).absolute(), f"demo-{name}"))
+    return code
 
 
-# The pure-PyTorch rasterizer costs ~0.15 s a step at 64² with a few thousand Gaussians.
-CPU_DEMO_OVERRIDES = ["preprocess.num_frames=24", "preprocess.colmap_size=256", "preprocess.sd_size=128",
-                      "splat.iterations=1000", "splat.downscale=4"]
+def print_training_result(layout: RunLayout) -> None:
+    """Prints each finished 3DGS of a run: test PSNR/SSIM, size, where its model lies."""
+    for stage in ("splat_orig", "splat_reim"):
+        record = (read_manifest(layout, stage) or {}).get("record")
+        if not record or record.get("psnr") is None:
+            continue
+        obj = f", object {record['object_psnr']:.2f} dB" if record.get("object_psnr") else ""
+        folder = layout.root / record["folder"]
+        plys = sorted(folder.glob("point_cloud/iteration_*/point_cloud.ply"))
+        print(f"{stage}: test PSNR {record['psnr']:.2f} dB{obj}, SSIM {record['ssim']:.3f}, "
+              f"{record['num_gaussians']} Gaussians; model {plys[-1] if plys else folder}")
+
+
+# The pure-PyTorch rasterizer costs ~0.1 s a step at 64×48 with a few thousand Gaussians.
+CPU_DEMO_OVERRIDES = ["preprocess.num_frames=0", "preprocess.colmap_size=256", "preprocess.sd_size=128",
+                      "splat.iterations=1000", "splat.downscale=4", "splat.sh_degree=1"]
+# Measured wall times of `gausynth demo` (see the README's set-up section).
+DEMO_MINUTES = {("original-only", "cpu"): "6 minutes", ("original-only", "gpu"): "2 minutes",
+                ("quick", "cpu"): "an hour", ("quick", "gpu"): "3 minutes",
+                ("default", "cpu"): "many hours", ("default", "gpu"): "10 minutes"}
 
 
 def demo_preset_choice(asked: str | None) -> tuple[str, str]:
@@ -374,8 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--root", default="demo_outputs_dir")
     demo.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     demo.add_argument("--dry-run", action="store_true")
-    demo.add_argument("--frames", type=int, default=96, help="frames of the rendered sample")
-    demo.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the rendered sample")
+    demo.add_argument("--frames", type=int, default=0,
+                      help="frames of the rendered sample (default: 96 with a GPU, 24 without)")
+    demo.add_argument("--size", default="",
+                      help="WIDTHxHEIGHT of the rendered sample (default: 640x480 with a GPU, 320x240 without)")
     demo.set_defaults(func=cmd_demo)
 
     sample = sub.add_parser("sample", help="render the synthetic turn-around (video + true cameras)")

@@ -18,6 +18,8 @@ from .._params import param
 from .._stage import Stage, StageContext, StageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from .._preset import Preset
@@ -88,6 +90,9 @@ def projected_points(ctx: StageContext) -> tuple[dict[str, np.ndarray], Any]:
 
 
 def run(ctx: StageContext) -> None:
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
     from .._media import list_images, read_image, write_image, write_video
@@ -111,31 +116,34 @@ def run(ctx: StageContext) -> None:
 
         session = MaskSession(ctx.preset.blend.model, ctx.device, ctx.log)
     coverage: dict[str, float] = {}
-    unposed = []
-    for n, f in enumerate(frames):
+    unposed = [f.name for f in frames if method == "sfm" and f.name not in points]
+
+    def cut(f: Path) -> tuple[np.ndarray, np.ndarray]:
         image = read_image(f)[..., :3]
         if session is not None:
-            alpha = session.mask(image)
-        elif f.name in points:
-            alpha = object_mask(image, points[f.name], backdrop, grabcut=p.grabcut)
-        else:  # SfM left this frame out: it trains nothing; keep it whole rather than guess
-            unposed.append(f.name)
-            alpha = np.ones(image.shape[:2], np.float32)
-        share = float(alpha.mean())
-        if f.name not in unposed and not EMPTY <= share <= FULL:
-            what = "covers nothing" if share < EMPTY else "covers the whole frame"
-            raise StageError(f"{f}: the object mask {what} ({share:.1%}); try mask.method = "
-                             f"{'sfm' if method == 'model' else 'model'!r} or mask.method = 'off'")
-        coverage[f.name] = round(share, 4)
-        write_image(ctx.out.orig_transparent / f.name, rgba(image, alpha))
-        ctx.progress(n + 1, len(frames), "frames")
+            return image, session.mask(image)
+        if f.name in points:
+            return image, object_mask(image, points[f.name], backdrop, grabcut=p.grabcut)
+        # SfM left this frame out: it trains nothing; keep it whole rather than guess.
+        return image, np.ones(image.shape[:2], np.float32)
+
+    # OpenCV releases the GIL: model-free masks run on every core (a rembg session is one).
+    workers = 1 if session is not None else max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        for n, (f, (image, alpha)) in enumerate(zip(frames, pool.map(cut, frames), strict=True)):
+            share = float(alpha.mean())
+            if f.name not in unposed and not EMPTY <= share <= FULL:
+                what = "covers nothing" if share < EMPTY else "covers the whole frame"
+                raise StageError(f"{f}: the object mask {what} ({share:.1%}); try mask.method = "
+                                 f"{'sfm' if method == 'model' else 'model'!r} or mask.method = 'off'")
+            coverage[f.name] = round(share, 4)
+            write_image(ctx.out.orig_transparent / f.name, rgba(image, alpha))
+            ctx.progress(n + 1, len(frames), "frames")
     facts: dict[str, Any] = {"method": method, "why": why, "unposed": unposed}
     if unposed:
         ctx.log(f"{len(unposed)} frame(s) without an SfM pose keep no mask (they do not train), "
                 f"e.g. {unposed[0]}", "warning")
     if backdrop is not None and rec is not None:
-        import numpy as np
-
         w2c = np.stack([np.vstack([im.cam_from_world().matrix(), [0, 0, 0, 1]])
                         for im in rec.images.values() if im.has_pose])
         orbit = orbit_degrees(w2c)
@@ -143,9 +151,10 @@ def run(ctx: StageContext) -> None:
         facts.update(static_backdrop_share=round(backdrop.static_share, 4),
                      orbit_degrees=round(orbit, 1), turntable=turntable)
         if turntable:
-            ctx.log(f"turntable-like capture: {backdrop.static_share:.0%} of the frame stays fixed "
-                    f"in image space while the cameras orbit {orbit:.0f}°; that backdrop is masked "
-                    "out (it cannot be part of a static 3D scene)", "warning")
+            ctx.log(f"turntable-like capture: {backdrop.static_share:.0%} of the frame looks the same "
+                    f"in every frame while the cameras orbit {orbit:.0f}° (a turntable, an object "
+                    "turned in hand, or a plain backdrop); that backdrop is masked out: no static "
+                    "3D scene can hold it", "warning")
     values = list(coverage.values())
     facts["coverage"] = {"mean": round(float(np.mean(values)), 4), "min": min(values),
                          "max": max(values), "frames": coverage}

@@ -37,7 +37,7 @@ def sample_indices(available: int, wanted: int) -> list[int]:
 
 
 def run(ctx: StageContext) -> None:
-    from .._media import frame_name, probe_input, read_frames, write_image, write_video
+    from .._media import frame_name, list_images, probe_input, read_frames, write_image, write_video
     from ..framing import cut_square, resize, sfm_size, square_box
 
     p: Params = ctx.params
@@ -59,9 +59,10 @@ def run(ctx: StageContext) -> None:
     sd_frames = []
     for n, (i, image) in enumerate(read_frames(info, indices)):
         if image.shape[:2] != (info.height, info.width):
-            raise StageError(f"{info.path}: frame {i} is {image.shape[1]}×{image.shape[0]} px, "
-                             f"unlike the first ({info.width}×{info.height}); accepted: frames of "
-                             "one size")
+            where = list_images(info.path)[i] if info.kind == "images" else f"{info.path}: frame {i}"
+            raise StageError(f"{where}: {image.shape[1]}×{image.shape[0]} px, unlike the first "
+                             f"frame ({info.width}×{info.height}); accepted: frames of one size "
+                             "(and aspect), as one camera takes them")
         name = frame_name(n, count)
         frame = resize(image[..., :3], width, height)
         # The square comes from the source frame itself, so a small SfM size costs it no detail.

@@ -61,7 +61,7 @@ def run(ctx: StageContext) -> None:
                 orig = read_image(ctx.layout.filtered_frames_colmap / f.name)
                 if (ctx.layout.orig_transparent / f.name).is_file():
                     cut = read_image(ctx.layout.orig_transparent / f.name)
-                    orig = on_white(cut[..., :3], cut[..., 3] / 255.0)
+                    orig = on_white(cut[..., :3], cut[..., 3] / 255.0) if cut.shape[2] == 4 else cut
                 box = box_of(record, orig.shape[1], orig.shape[0])
                 row = scores.compare("upscale", f.name, cut_square(orig[..., :3], box, sr.shape[0]),
                                      sr, output="sr_frames",

@@ -220,7 +220,7 @@ def test_demo_says_which_preset_and_why(tmp_path: Path, capsys, monkeypatch) -> 
     assert main(["demo", "--dry-run", "--root", str(tmp_path / "out"), "--frames", "24",
                  "--size", "96x64"]) == 0
     out = capsys.readouterr().out
-    assert "demo preset: " in out and " — " in out
+    assert "demo preset: " in out and " — " in out and "expected duration: about " in out
     assert "plan for " in out and "preprocess  run   not run yet" in out
     assert (tmp_path / "out" / "sample-24-96x64" / "turnaround.mp4").exists()
 
@@ -232,3 +232,34 @@ def test_doctor_reports_without_crashing(capsys) -> None:
     out = capsys.readouterr().out
     for name in ("CUDA", "NVML telemetry", "gsplat", "pycolmap", "H.264 encoder", "disk"):
         assert name in out
+
+
+def test_every_frame_of_a_folder_with_num_frames_zero(engine_run, tmp_path: Path) -> None:
+    from gausynth_engine._media import write_image
+    from gausynth_engine._sample import SampleSpec, orbit_cameras, render_view
+
+    spec = SampleSpec(frames=7, width=96, height=64)
+    K, poses = orbit_cameras(spec)
+    folder = tmp_path / "photos"
+    for i, p in enumerate(poses):
+        write_image(folder / f"IMG_{i + 1}.jpg", render_view(K, p, spec.width, spec.height))
+    status, layout, _ = engine_run([f"run.input='{folder}'", "run.directory=all",
+                                    "preprocess.num_frames=0", "preprocess.sd_size=64"],
+                                   until="preprocess")
+    assert status == "done"
+    assert read_manifest(layout, "preprocess")["record"]["source_indices"] == list(range(7))
+
+
+def test_a_folder_of_mixed_sizes_names_the_odd_file(engine_run, tmp_path: Path) -> None:
+    import numpy as np
+
+    from gausynth_engine._media import write_image
+
+    folder = tmp_path / "mixed"
+    for i in range(5):
+        write_image(folder / f"{i}.png", np.full((64, 96 if i != 3 else 64, 3), 128, np.uint8))
+    status, layout, events = engine_run([f"run.input='{folder}'", "run.directory=mixed",
+                                         "preprocess.num_frames=0"], until="preprocess")
+    (failed,) = [e for e in events if isinstance(e, StageFailed)]
+    assert failed.error.startswith(f"{folder / '3.png'}: 64×64 px, unlike the first frame (96×64)")
+    assert not layout.filtered_frames_colmap.exists()

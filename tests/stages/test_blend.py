@@ -134,29 +134,41 @@ def test_the_given_masks_composite_to_the_given_cutouts(shared_data: Path) -> No
         assert diff.mean() < 4, folder.name
 
 
-def test_original_pipeline_cuts_out_the_sample_through_the_engine(
+def cut_out(layout, preset, device: str = "cpu"):
+    """Runs the mask stage in-process straight into the run folder; gives its context."""
+    from gausynth_engine import StageContext
+    from gausynth_engine.stages import BY_ID
+
+    ctx = StageContext(BY_ID["mask"], preset, layout, layout, lambda e: None, device)
+    BY_ID["mask"].run(ctx)
+    return ctx
+
+
+def test_the_mask_stage_cuts_out_the_sample_with_a_rembg_model(
         engine_run, sample_video: Path, mask_models: dict[str, Path]) -> None:
-    status, layout, events = engine_run(
-        small_overrides(sample_video, "orig", **{"run.pipeline": "original",
-                                                 "blend.model": str(mask_models["dark"])}),
-        until="blend")
-    failures = [e for e in events if type(e).__name__ == "StageFailed"]
-    assert status == "done", failures
+    from gausynth_engine import parse_preset
+
+    overrides = small_overrides(sample_video, "orig", **{"run.pipeline": "original",
+                                                         "mask.method": "model",
+                                                         "blend.model": str(mask_models["dark"])})
+    status, layout, events = engine_run(overrides, until="preprocess")
+    assert status == "done"
+    ctx = cut_out(layout, parse_preset("", "test", overrides))
     from gausynth_engine._media import list_images, read_image
 
     frames = list_images(layout.orig_transparent)
     assert [f.name for f in frames] == [f.name for f in list_images(layout.filtered_frames_colmap)]
     cut = read_image(frames[0])
-    assert cut.shape == (128, 128, 3)  # the SfM frames' size, for the original 3DGS
+    assert cut.shape == (96, 128, 4)  # the SfM frames' size and aspect, with the mask as alpha
     raw = read_image(layout.filtered_frames_colmap / frames[0].name)
     corners = cut[[0, 0, -1, -1], [0, -1, 0, -1]]
-    assert corners.min() >= 250  # the light backdrop went white
-    centre = (slice(54, 74), slice(54, 74))
-    assert np.abs(cut[centre].astype(int) - raw[centre].astype(int)).mean() < 40  # object kept
+    assert corners[:, 3].max() <= 5  # the light backdrop is transparent
+    centre = (slice(38, 58), slice(54, 74))
+    assert cut[centre][..., 3].min() >= 250  # the object is kept, in its own colours
+    np.testing.assert_array_equal(cut[..., :3], raw)
     assert layout.video("orig_transparent").stat().st_size > 0
-    assert not layout.blend_transparent.exists() and not layout.metrics.exists()
-    manifest = json.loads(layout.manifest("blend").read_text())
-    assert 0.05 < manifest["record"]["mask_coverage"]["mean"] < 0.95
+    record = ctx.record_data
+    assert record["method"] == "model" and 0.05 < record["coverage"]["mean"] < 0.95
 
 
 def test_reimagined_frames_are_blended_into_the_original_silhouette(
@@ -168,6 +180,8 @@ def test_reimagined_frames_are_blended_into_the_original_silhouette(
     overrides = small_overrides(sample_video, "reim", **{"run.pipeline": "original"})
     status, layout, _ = engine_run(overrides, until="preprocess")
     assert status == "done"
+    cut_out(layout, parse_preset("", "test", small_overrides(
+        sample_video, "reim", **{"mask.method": "model", "blend.model": str(mask_models["dark"])})))
     # Stand-in for propagate (issue 4): the original frames recoloured, with a hole punched
     # into the object in every frame (white, which the dark-mask model calls background).
     for f in list_images(layout.filtered_frames_sd):
@@ -176,7 +190,7 @@ def test_reimagined_frames_are_blended_into_the_original_silhouette(
         write_image(layout.ebsynth_all / f.name, frame)
     (layout.root / "metrics.json").write_text(json.dumps({"splat_reim": {"psnr": 30.0}}))
     preset = parse_preset("", "test", small_overrides(
-        sample_video, "reim", **{"blend.model": str(mask_models["dark"]),
+        sample_video, "reim", **{"blend.model": str(mask_models["dark"]), "mask.method": "model",
                                  "blend.clip_model": str(tmp_path / "no-clip")}))
     out = RunLayout(tmp_path / "staged")
     events: list[dict] = []
@@ -187,8 +201,8 @@ def test_reimagined_frames_are_blended_into_the_original_silhouette(
     assert [f.name for f in list_images(out.blend_transparent)] == names
     cut = read_image(out.ebsynth_transparent / names[0])
     blended = read_image(out.blend_transparent / names[0])
-    orig_cut = read_image(out.orig_transparent / names[0])
-    assert cut.shape == (64, 64, 4) and blended.shape == (64, 64, 3) and orig_cut.shape == (128, 128, 3)
+    assert cut.shape == (64, 64, 4) and blended.shape == (64, 64, 3)
+    assert not out.orig_transparent.exists()  # the mask stage's, not blend's
     assert cut[30:34, 30:34, 3].max() < 20  # the hole is transparent in the reimagined cut-out...
     orig = read_image(layout.filtered_frames_sd / names[0])
     hole = (slice(30, 34), slice(30, 34))

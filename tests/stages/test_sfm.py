@@ -12,9 +12,9 @@ from conftest import small_overrides
 
 from gausynth_engine import Progress, StageFailed
 
-# All 24 frames of the 320×240 sample, centre-cropped to 240×240: small, but enough texture.
+# All 24 frames of the 320×240 sample as they are: small, but enough texture.
 SFM_SETS = {"run.pipeline": "original", "mask.method": "off",
-            "preprocess.num_frames": 24, "preprocess.colmap_size": 240}
+            "preprocess.num_frames": 24, "preprocess.colmap_size": 320}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_prepare_views_refuses_missing_or_resized_frames(sample_run, tmp_path: P
     shutil.copy2(layout.filtered_frames_colmap / "0005.png", frames / "0005.png")
     big = cv2.resize(cv2.imread(str(frames / "0007.png")), (480, 480))
     cv2.imwrite(str(frames / "0007.png"), big)
-    with pytest.raises(StageError, match=r"0007\.png: 480×480 px, but COLMAP saw this frame at 240×240"):
+    with pytest.raises(StageError, match=r"0007\.png: 480×480 px, but COLMAP saw this frame at 320×240"):
         prepare_views(layout, frames, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
 
@@ -165,7 +165,7 @@ def test_low_registration_fails_unless_the_preset_allows_it(sample_run, engine_r
     shutil.copytree(layout.filtered_frames_colmap, frames)
     rng = np.random.default_rng(2)
     for n in range(24, 30):  # six frames of noise that no camera pose explains
-        write_image(frames / f"{n:04d}.png", rng.integers(0, 255, (240, 240, 3), dtype=np.uint8))
+        write_image(frames / f"{n:04d}.png", rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
     sets = {**SFM_SETS, "preprocess.num_frames": 30, "sfm.allow_low_registration": allow}
     status, run_layout, events = engine_run(small_overrides(frames, **sets), until="sfm")
     if not allow:

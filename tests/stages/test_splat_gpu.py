@@ -128,3 +128,32 @@ def test_the_stage_trains_on_the_gpu_with_a_real_preset(true_scene, tmp_path):
     assert any(e["type"] == "metric" and e["name"] == "checkpoint" for e in events)
     assert ctx.out.video("gs_orig").exists()
     print("stage record:", json.dumps(ctx.record_data))
+
+
+def real_set(name: str) -> Path:
+    """A real capture from ../shared/data, or from a git-ignored .data/ copy on the device."""
+    repo = Path(__file__).resolve().parents[2]
+    for root in (repo.parent / "shared" / "data", repo / ".data"):
+        if (root / name).is_dir():
+            return root / name
+    pytest.skip(f"{name} is absent (../shared/data or .data)")
+
+
+def test_the_plush_dog_turntable_trains_clean_on_the_original_only_preset(tmp_path):
+    """The real turntable through the CLI with the bundled preset's defaults: SfM, masks, 10k."""
+    import subprocess
+    import sys
+
+    images = real_set("plush-dog") / "images"
+    argv = [sys.executable, "-m", "gausynth_engine", "run", "original-only",
+            "--set", f"run.input={images}", "--set", f"run.outputs_root={tmp_path}",
+            "--set", "run.directory=plush", "--set", "preprocess.num_frames=0"]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    manifests = tmp_path / "plush" / ".gausynth" / "manifests"
+    mask = json.loads((manifests / "mask.json").read_text())["record"]
+    record = json.loads((manifests / "splat_orig.json").read_text())["record"]
+    print("plush-dog:", json.dumps({k: record[k] for k in ("psnr", "ssim", "object_psnr", "num_gaussians",
+                                                          "train_seconds", "size")}))
+    assert mask["turntable"] is True and record["masked"] is True
+    assert record["psnr"] >= 27.5 and record["object_psnr"] >= 23.5
