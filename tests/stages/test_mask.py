@@ -56,7 +56,8 @@ def test_without_weights_the_sfm_points_and_the_static_backdrop_cut_the_object_o
         image = read_image(f)
         assert image.shape == (SIZE, SIZE, 4)
         scores.append(iou(image[..., 3] > 127, true))
-    assert min(scores) > 0.8 and np.mean(scores) > 0.88, scores
+    # GrabCut and the static backdrop each add to the points' silhouette (without either: 0.89–0.90).
+    assert min(scores) > 0.9 and np.mean(scores) > 0.93, scores
     record = ctx.record_data
     assert record["method"] == "sfm" and record["turntable"] is True
     assert record["static_backdrop_share"] > 0.3
@@ -70,7 +71,7 @@ def test_masks_without_the_backdrop_cue_still_follow_the_points(turntable):
     ctx = run_stage(mask.STAGE, preset, layout)
     scores = [iou(read_image(f)[..., 3] > 127, t)
               for f, t in zip(list_images(ctx.out.orig_transparent), truth, strict=True)]
-    assert np.mean(scores) > 0.7, scores
+    assert np.mean(scores) > 0.85, scores  # the points alone: ~0.71
     assert "turntable" not in ctx.record_data  # nothing measured, nothing claimed
 
 
