@@ -133,6 +133,14 @@ class GauSynthApp(App[int]):
         self.post_message(RunLaunched(result.ok, result.message, m.group(1) if m else None))
 
     def on_run_launched(self, message: RunLaunched) -> None:
+        busy = re.search(r"(\S+) is already being run by process (\d+) since ([\d-]+ [\d:]+)", message.message)
+        if busy:  # the engine names the holder; in the app, its board is what to open
+            folder, pid, since = busy.groups()
+            self.notify(f"{Path(folder).name} is already running (process {pid}, since {since}): its board "
+                        "shows it; c cancels it there, then start again", title="already running",
+                        severity="warning", timeout=15)
+            self.show_board(folder)
+            return
         if not message.ok or message.folder is None:
             self.notify(message.message, title="the run did not start", severity="error", timeout=15)
             return
