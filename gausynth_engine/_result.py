@@ -38,7 +38,9 @@ class ResultCard:
     videos: list[Path] = field(default_factory=list)
     failed: str = ""  # "stage: error" of the failure that stopped the run
 
-    def lines(self) -> list[str]:
+    def lines(self, show=str) -> list[str]:
+        """Gives the card's lines; `show(path)` words the run folder (a viewer may shorten it)."""
+        root = show(self.root)
         lines = [f"── result: {self.root.name} ({self.status}) ──"]
         for t in self.trained:
             metrics = " · ".join(m for m in (f"PSNR {t.psnr:.2f} dB" if t.psnr is not None else "",
@@ -54,13 +56,13 @@ class ResultCard:
             lines.append(f"failed   {self.failed}")
         if not self.trained and not self.videos and not self.failed:
             lines.append("nothing made yet")
-        lines.append(f"folder   {self.root}")
+        lines.append(f"folder   {root}")
         if self.status == "failed":
-            lines.append(f"next     gausynth status {self.root}   (the error in full), then run again")
+            lines.append(f"next     gausynth status {root}   (the error in full), then run again")
         elif self.status == "running":
-            lines.append(f"next     gausynth watch {self.root}   or   gausynth attach {self.root}")
+            lines.append(f"next     gausynth watch {root}   or   gausynth attach {root}")
         else:
-            lines.append(f"next     gausynth attach {self.root}   (board, previews, training curves)")
+            lines.append(f"next     gausynth attach {root}   (board, previews, training curves)")
         return lines
 
     def _short(self, path: Path) -> str:

@@ -216,7 +216,7 @@ class BoardScreen(ViewScreen):
                 parts.append(Text("no log lines yet", style="dim"))
             if self.entry.view.status == "done":  # what the run made, where the pane scrolls to
                 parts += [Text(""), *(Text(line, style="green" if i == 0 else "") for i, line in
-                                      enumerate(read_card(self.entry.layout, self.entry.view).lines()))]
+                                      enumerate(read_card(self.entry.layout, self.entry.view).lines(display_path)))]
             if s.state == "failed":  # last, so that the end of the pane (where it scrolls) shows it
                 parts.append(Text(f"error: {s.error}", style="bold red"))
                 if s.detail:
@@ -267,7 +267,7 @@ class BoardScreen(ViewScreen):
     def action_result(self) -> None:
         from .dialogs import TextDialog
 
-        lines = read_card(self.entry.layout, self.entry.view).lines()
+        lines = read_card(self.entry.layout, self.entry.view).lines(display_path)
         self.app.push_screen(TextDialog(lines[0].strip("─ "), Text("\n".join(lines[1:]))))
 
     def action_edit(self) -> None:

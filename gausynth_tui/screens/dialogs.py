@@ -71,8 +71,7 @@ def plan_table_rows(steps: list[tuple[str, str, str]]) -> list[tuple[Text, Text,
 class PlanDialog(ModalScreen[None]):
     """Before a run: which stages will rerun and why; range and force can still change here."""
 
-    # Short terminals (80×24 over SSH): the table scrolls so that the buttons stay on screen.
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+    SHORT = 34  # rows: below, the table scrolls so that the buttons stay on screen (80×24 over SSH)
 
     BINDINGS = [
         Binding("escape", "dismiss_plan", "Back", id="plan.back"),
@@ -102,6 +101,8 @@ class PlanDialog(ModalScreen[None]):
                 yield Button("Back (esc)", id="plan-back")
 
     def on_mount(self) -> None:
+        # Set before the first frame (a breakpoint class arrives a frame late, drawn either way).
+        self.set_class(self.app.size.height < self.SHORT, "-short")
         table = self.query_one("#plan-steps", DataTable)
         table.add_columns("stage", "will", "why")
         self.query_one("#plan-stage", Select).display = self._mode() != "stale"
