@@ -158,3 +158,18 @@ async def test_a_finished_run_shows_its_result_card_on_the_board(recorded):
         await pilot.pause()
         text = screen_text(app)
         assert "gausynth attach" in text and "folder" in text
+
+
+async def test_the_board_names_the_overrides_a_run_was_started_with(recorded):
+    from gausynth_engine._events import RunStarted
+
+    layout = recorded.runs["chair-quick"]
+    with open(layout.journal, "a", encoding="utf-8") as f:
+        f.write(RunStarted(pid=4_000_002, preset="presets/quick.toml", t=1_790_000_500.0,
+                           command="run presets/quick.toml --set splat.iterations=2000 --set "
+                                   "'reimagine.prompt=\"a red chair\"'").to_json() + "\n")
+    app = recorded.app(attach="chair-quick")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        assert "preset presets/quick.toml  + 2 override(s): splat.iterations=2000, reimagine.prompt" in text

@@ -29,7 +29,8 @@ async def type_into(pilot, selector: str, text: str) -> None:
     Long text (a path) is pasted, as a user would too: a key press each costs test time.
     """
     field = pilot.app.screen.query_one(selector, Input)
-    field.focus()
+    # At once: Widget.focus() defers the move, and keys pressed meanwhile land in the old field.
+    pilot.app.screen.set_focus(field)
     await pilot.press("end", "ctrl+u")
     if len(text) > 8:
         field.post_message(events.Paste(text))
