@@ -393,9 +393,13 @@ class EditorScreen(ViewScreen):
         return out
 
     def action_back(self) -> None:
+        self._unless_unsaved(self.app.pop_screen, "Discard")
+
+    def _unless_unsaved(self, then, verb: str) -> None:
+        """Calls `then()` at once without unsaved edits; otherwise asks first, listing them."""
         edits = self.unsaved()
         if not edits:
-            self.app.pop_screen()
+            then()
             return
         from .dialogs import ConfirmDialog
 
@@ -403,14 +407,14 @@ class EditorScreen(ViewScreen):
                             for path, old, new in edits[:8])
         more = f"\n  … and {len(edits) - 8} more" if len(edits) > 8 else ""
 
-        def answered(discard: bool | None) -> None:
-            if discard:
-                self.app.pop_screen()
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
 
         self.app.push_screen(ConfirmDialog(
-            f"Discard {len(edits)} unsaved edit(s)?",
+            f"{verb} {len(edits)} unsaved edit(s)?",
             f"{listed}{more}\nctrl+s saves them; ctrl+r runs with them.",
-            yes="Discard", no="Keep editing"), answered)
+            yes=verb, no="Keep editing"), answered)
 
     def action_toggle_changes(self) -> None:
         self.toggle_class("-show-changes")
@@ -439,8 +443,19 @@ class EditorScreen(ViewScreen):
         from .dialogs import AskDialog
 
         def answered(path: str | None) -> None:
-            if path:
-                self._write(Path(path.strip()).expanduser())
+            if not path:
+                return
+            target = Path(path.strip()).expanduser()
+            target = target if target.suffix == ".toml" else target.with_suffix(".toml")
+            if target.exists() and target.resolve() != self.source.resolve():
+                from .dialogs import ConfirmDialog
+
+                self.app.push_screen(ConfirmDialog(f"Replace {target.name}?",
+                                                   f"{target} exists; saving replaces what it holds.",
+                                                   yes="Replace", no="Keep it"),
+                                     lambda yes: self._write(target) if yes else None)
+                return
+            self._write(target)
 
         suggestion = self.source.name if not self.is_snapshot else f"{self.snapshot[0] if self.snapshot else 'run'}.toml"
         self.app.push_screen(AskDialog("Save the preset as (a .toml path):", suggestion), answered)
@@ -468,8 +483,11 @@ class EditorScreen(ViewScreen):
 
         def picked(path: Path | None) -> None:
             if path is not None:
-                self.app.pop_screen()
-                self.gapp.open_editor(path, self.run_key)
+                def load() -> None:
+                    self.app.pop_screen()
+                    self.gapp.open_editor(path, self.run_key)
+
+                self._unless_unsaved(load, "Discard")
 
         self.app.push_screen(PresetPicker("Load which preset?"), picked)
 

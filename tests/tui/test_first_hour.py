@@ -173,3 +173,49 @@ async def test_the_board_names_the_overrides_a_run_was_started_with(recorded):
         await pilot.pause()
         text = screen_text(app)
         assert "preset presets/quick.toml  + 2 override(s): splat.iterations=2000, reimagine.prompt" in text
+
+
+async def test_loading_another_preset_and_saving_over_a_file_ask_first(recorded, tmp_path):
+    from gausynth_tui.screens.dialogs import AskDialog, PresetPicker
+
+    other = tmp_path / "mine.toml"
+    other.write_text("# keep me\n", encoding="utf-8")
+    app = recorded.app(attach="plush-dog")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        editor = app.screen
+        editor.query_one("#f-splat-iterations").value = "2000"
+        await pilot.pause()
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskDialog))
+        app.screen.query_one("#ask-input").value = str(other)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "Replace mine.toml?" in screen_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert other.read_text(encoding="utf-8") == "# keep me\n"
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetPicker))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "Discard 1 unsaved edit(s)?" in screen_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is editor and editor.query_one("#f-splat-iterations").value == "2000"
+
+
+async def test_a_run_seen_finishing_is_announced_with_its_result(recorded):
+    from gausynth_engine._events import RunFinished
+
+    layout = recorded.runs["plush-dog"]
+    app = recorded.app(attach="plush-dog")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        from gausynth_tui.messages import JournalBatch
+
+        app.post_message(JournalBatch({str(layout.root): [RunFinished(status="done", seconds=900.0)]}, []))
+        await pilot.pause()
+        note = next(n for n in app._notifications if n.title == "plush-dog: done")
+        assert "result card" in note.message
