@@ -84,7 +84,9 @@ class EditorScreen(ViewScreen):
     HELP = ("Edit a preset in a form made from its schema. Invalid values are marked on their field at "
             "once. The side pane shows what differs from the run's snapshot and which stages would "
             "rerun. ctrl+r shows the plan and starts the run (detached); the edits go to the engine as "
-            "--set overrides, so the preset file itself changes only when you save.")
+            "--set overrides, so the preset file itself changes only when you save. ctrl+down / ctrl+up "
+            "jump to the next / previous section; ctrl+f finds a field by name or doc; esc asks before "
+            "dropping unsaved edits.")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
         Binding("escape", "back", "Back", id="editor.back"),
