@@ -140,6 +140,8 @@ def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
             raise PlanError(f"{name} {value}: no such stage; accepted: {', '.join(order)}")
     lo = order.index(only or start) if (only or start) else 0
     hi = order.index(only or until) if (only or until) else len(order) - 1
+    check_input_count(preset)
+    check_same_input(preset, layout, force)
     choices = read_choices(layout)
     input_hash: str | None = None
     steps: dict[str, StagePlan] = {}
@@ -192,17 +194,18 @@ def _stale_reason(stage: Stage, manifest: dict[str, Any] | None, fp: str, params
                   layout: RunLayout) -> str | None:
     """Gives why a stage must run, or None when its outputs are current."""
     reruns = [up for up in inputs if up in steps and steps[up].action == "run"]
-    if reruns:
-        return f"upstream {', '.join(reruns)} reruns"
     if manifest is None:
         return "not run yet"
-    if manifest.get("fingerprint") == fp:
+    upstream = f"upstream {', '.join(reruns)} reruns" if reruns else ""
+    if not reruns and manifest.get("fingerprint") == fp:
         gone = [o for o in manifest.get("outputs", []) if not (layout.root / o).exists()]
         return f"output {gone[0]} is missing" if gone else None
     why = [f"{p} {_show(manifest.get('params', {}).get(p))} → {_show(v)}"
            for p, v in params.items() if manifest.get("params", {}).get(p) != v]
     if manifest.get("version") != stage.version:
         why.append(f"implementation v{manifest.get('version')} → v{stage.version}")
+    if upstream:  # its own changed fields first, then why its inputs will change
+        return "; ".join([*why, upstream])
     old_inputs = manifest.get("inputs", {})
     for up, f in inputs.items():
         if old_inputs.get(up) != f:
@@ -213,6 +216,52 @@ def _stale_reason(stage: Stage, manifest: dict[str, Any] | None, fp: str, params
             else:
                 why.append(f"upstream {up} changed")
     return "; ".join(why) or "fingerprint changed"
+
+
+def check_input_count(preset: Preset) -> None:
+    """Refuses an image folder holding fewer images than preprocess samples (0 = all of them)."""
+    path = preset.input_path
+    wanted = preset.preprocess.num_frames
+    if not wanted or not path.is_dir() or BY_ID["preprocess"].off_reason(preset):
+        return
+    count = sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if count < wanted:
+        raise PlanError(f"run.input = {path} holds {count} image(s), fewer than preprocess.num_frames = "
+                        f"{wanted}; set preprocess.num_frames to at most {count}"
+                        + (" (or 0 = all images)" if _accepts_zero_frames() else ""))
+
+
+def _accepts_zero_frames() -> bool:
+    from .stages.preprocess import Params
+
+    spec = next(f for f in section_fields("preprocess", Params) if f.name == "num_frames").spec
+    return spec.min is not None and spec.min <= 0
+
+
+def run_input_of(layout: RunLayout) -> str | None:
+    """Gives the run.input recorded in a run folder's preset snapshot (None: none recorded)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(layout.preset_snapshot.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("run", {}).get("input")
+    return str(value) if value else None
+
+
+def check_same_input(preset: Preset, layout: RunLayout, force: bool) -> None:
+    """Refuses to replace a run folder's results made from another input, unless forced.
+
+    A run folder holds one input's run; silently reusing it for a new clip would throw away the
+    old results stage by stage. `--force` says "replace them"; another folder keeps both.
+    """
+    previous = run_input_of(layout)
+    ours = str(preset.input_path) if preset.run.input else ""
+    if force or not previous or not ours or Path(previous).absolute() == Path(ours).absolute():
+        return
+    raise PlanError(f"run folder {layout.root} holds the run of {previous}, not of {ours}; keep both with "
+                    f"--set run.directory=NEW_NAME, or replace it with --force")
 
 
 def _show(value: Any) -> str:

@@ -105,7 +105,8 @@ class PresetError(ValueError):
     """A preset that cannot be used; `problems` lists every reason at once."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
+        # In file order, as an editor shows them; --set problems (no line) after the file's.
+        self.problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

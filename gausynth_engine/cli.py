@@ -11,12 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from ._console import ConsolePrinter, render_status
+from ._console import ConsolePrinter, human_bytes, render_status
 from ._journal import RunView, follow_journal, pid_alive
 from ._layout import LayoutError, RunLayout
 from ._lock import RunLock, RunLockedError, holder_alive
 from ._plan import PlanError, make_plan, read_manifest
 from ._preset import Preset, PresetError, load_preset, preset_table
+from ._result import result_card
 from ._stage import StageError
 from .stages import STAGES
 
@@ -35,7 +36,14 @@ def find_preset(name: str) -> Path:
     path = Path(name)
     if path.exists() or path.suffix == ".toml" or os.sep in name:
         return path
-    return presets_dir() / f"{name}.toml"
+    bundled = presets_dir() / f"{name}.toml"
+    if not bundled.exists():
+        from ._preset import Problem
+
+        names = ", ".join(sorted(p.stem for p in presets_dir().glob("*.toml")))
+        raise PresetError([Problem(name, None, "", f"no such preset file or bundled preset; bundled: "
+                                   f"{names} (or give a path to a .toml file)")])
+    return bundled
 
 
 def resolve_paths(preset: Preset) -> Preset:
@@ -83,6 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = " ".join(_rebuild_run_argv(args))
     status = Orchestrator(preset, layout, preset_source=str(preset_path.absolute()),
                           command=command, on_event=printer).run(plan)
+    print(result_card(layout, printer.view))
     return {"done": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status, EXIT_FAILED)
 
 
@@ -95,22 +104,40 @@ def _problem(path: Path, field: str, message: str):
 def _detach(args: argparse.Namespace, layout: RunLayout) -> int:
     """Starts the same run as a process of its own session; gives once its journal shows it."""
     argv = _rebuild_run_argv(args)
+    info = RunLock(layout.lock).read()
+    if info is not None and holder_alive(info):  # say so here, as a foreground run would
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.get("since", 0)))
+        raise RunLockedError(f"{layout.root} is already being run by process {info.get('pid')} since "
+                             f"{since}; watch it with `gausynth watch {layout.root}`, or stop it with "
+                             f"`gausynth cancel {layout.root}`")
     layout.logs.mkdir(parents=True, exist_ok=True)
-    log = open(layout.logs / "orchestrator.log", "ab")  # noqa: SIM115 - handed to the child
+    log_path = layout.logs / "orchestrator.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "gausynth_engine", *argv], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            print(f"the run exited at once with code {proc.returncode}; see "
-                  f"{layout.logs / 'orchestrator.log'}", file=sys.stderr)
+            said = [ln for ln in _read_from(log_path, start).splitlines() if ln.strip()]
+            print(f"the run exited at once with code {proc.returncode}"
+                  + (f": {said[-1]}" if said else "") + f" (full log: {log_path})", file=sys.stderr)
             return proc.returncode or EXIT_FAILED
         if RunView.from_journal(layout.journal).pid == proc.pid:
             break
         time.sleep(0.1)
     print(f"started run {layout.root} (pid {proc.pid}); watch it with: gausynth watch {layout.root}")
     return EXIT_OK
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def run_argv(preset: Path | str, sets: list[str] | tuple[str, ...] = (), *, start: str | None = None,
@@ -138,7 +165,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     view = RunView.from_journal(layout.journal)
     print(f"run folder: {layout.root}")
     print(render_status(view, STAGE_IDS))
+    if view.status == "new":
+        print(_new_run_plan(layout))
     return EXIT_OK
+
+
+def _new_run_plan(layout: RunLayout) -> str:
+    """Says what `gausynth run` would do in a run folder where nothing has run yet."""
+    snapshot = layout.preset_snapshot
+    if not snapshot.exists():
+        return ("nothing has run here and no preset is recorded; start it with "
+                f"`gausynth run PRESET --set run.directory={layout.root.name}`")
+    try:
+        plan = make_plan(resolve_paths(load_preset(snapshot)), layout)
+    except (PresetError, PlanError, LayoutError) as e:
+        return f"nothing has run here; `gausynth run {snapshot}` would fail: {e}"
+    return (f"nothing has run here yet; `gausynth run {snapshot}` would run "
+            f"{len(plan.to_run)} stage(s):\n{plan.describe()}")
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -153,6 +196,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return EXIT_OK  # watching stops; the run goes on
     if not follow:
         print(render_status(view, STAGE_IDS))
+    if follow or view.status in ("done", "failed", "cancelled"):
+        print(result_card(layout))
     return EXIT_OK
 
 
@@ -278,11 +323,18 @@ def _cuda_available() -> bool:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    import textwrap
+
     from ._doctor import checks
 
     for name, ok, detail in checks(build_gsplat=args.build_gsplat):
-        print(f"{'✔' if ok else '✘' if ok is False else '·'} {name:<22} {detail}")
+        head = f"{'✔' if ok else '✘' if ok is False else '·'} {name:<22} "
+        print(textwrap.fill(detail, DOCTOR_WIDTH, initial_indent=head, subsequent_indent=" " * len(head),
+                            break_on_hyphens=False))
     return EXIT_OK
+
+
+DOCTOR_WIDTH = 100  # a long detail (every missing model) wraps under itself
 
 
 README_MARKERS = ("<!-- preset-table:start -->", "<!-- preset-table:end -->")
@@ -331,8 +383,17 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("this preset needs no model weights")
     for r in rows:
         mark = "✔" if r["present"] else "✘"
-        print(f"{mark} {r['role']:<32} {r['field']:<24} {r['source']}  {r['path'] or '(missing)'}")
+        size = human_bytes(_disk_size(Path(r["path"]))) if r["present"] and r["path"] else "not on disk"
+        print(f"{mark} {r['role']:<32} {r['field']:<24} {size:>11}  {r['source']}"
+              + (f"  {r['path']}" if r["path"] else ""))
     return EXIT_OK if all(r["present"] for r in rows) else EXIT_FAILED
+
+
+def _disk_size(path: Path) -> int:
+    """Gives the bytes a model file or folder takes (links followed: the HF cache links blobs)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def cmd_choose(args: argparse.Namespace) -> int:
@@ -362,11 +423,24 @@ def cmd_preview_edges(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _app_elsewhere(args: argparse.Namespace) -> int:
+    print(f"`{args.command}` is the app: run it with the `gausynth` command (package gausynth_tui)",
+          file=sys.stderr)
+    return EXIT_USAGE
+
+
 # --- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gausynth", description="Turn a turn-around video into a "
                                      "reimagined 3D Gaussian Splatting model. With no command: the app.")
     sub = parser.add_subparsers(dest="command", required=True)
+    # The `gausynth` launcher starts the app for these two before this parser sees them; they
+    # are here so that --help lists them.
+    for name, text in (("app", "the keyboard-driven app over the outputs root (also: no command)"),
+                       ("attach", "open the app on one run (a folder or a name under --root)")):
+        app = sub.add_parser(name, help=text)
+        app.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        app.set_defaults(func=_app_elsewhere)
 
     def with_root(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--root", default="demo_outputs_dir", help="outputs root to find RUN under")
@@ -428,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     models.set_defaults(func=cmd_models)
 
-    choose = with_root(sub.add_parser("choose", help="make another reimagination candidate feed on"))
+    choose = with_root(sub.add_parser("choose", help="make another reimagination candidate feed the "
+                                      "stages after reimagine"))
     choose.add_argument("run")
     choose.add_argument("stage", choices=("reimagine",))
     choose.add_argument("candidate", type=int)

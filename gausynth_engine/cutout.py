@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,67 @@ class MaskModel:
     home: Path | None  # rembg home to use while opening (a local file's folder)
 
 
+# What importing rembg costs the first time: numba compiles pymatting's ~29 kernels (a minute of
+# CPU, several on a loaded machine), cached for every later import.
+FIRST_IMPORT_NOTICE = ("preparing background removal: numba compiles rembg's kernels once (1–8 min on a "
+                       "busy machine); later runs start in seconds")
+
+
+def rembg_compiled() -> bool:
+    """Gives whether numba's cache already holds pymatting's kernels (importing rembg is then quick)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pymatting")
+    if spec is None or spec.origin is None:
+        return True  # rembg is missing or different: importing fails (or costs) on its own
+    roots = [Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR") else []
+    roots.append(Path(spec.origin).parent)
+    return any(next(r.rglob("*.nbi"), None) is not None for r in roots if r.is_dir())
+
+
+def import_rembg(say: Callable[[str], None] | None = None) -> None:
+    """Imports rembg, first saying what happens when the import will compile for minutes."""
+    if "rembg" not in sys.modules and not rembg_compiled():
+        (say or (lambda m: print(m, file=sys.stderr, flush=True)))(FIRST_IMPORT_NOTICE)
+    import rembg.sessions  # noqa: F401
+
+
+def _homes() -> tuple[Path, Path]:
+    """Gives (rembg home, legacy home) as rembg 2.0.86 computes them (BaseSession), without importing it."""
+    legacy = Path(os.path.expanduser(os.getenv("U2NET_HOME", os.path.join(os.getenv("XDG_DATA_HOME", "~"),
+                                                                           ".u2net"))))
+    if os.getenv("U2NET_HOME"):
+        return legacy, legacy
+    xdg = os.getenv("XDG_DATA_HOME")
+    default = os.path.join(xdg, "rembg") if xdg else os.path.join("~", ".rembg")
+    return Path(os.path.expanduser(os.getenv("REMBG_HOME", default))), legacy
+
+
+def locate_model(ref: str) -> Path | None:
+    """Gives the model file `ref` names when it is on disk, without importing rembg (None: not here).
+
+    For presence checks (doctor, `models list`, the demo's choice); the stage itself validates
+    the name through rembg (`resolve_model`).
+    """
+    if ref.endswith(".onnx") or os.sep in ref or ref.startswith("."):
+        path = Path(ref).expanduser().absolute()
+        return path if path.is_file() else None
+    home, legacy = _homes()
+    for path in (home / "models" / ref / f"{ref}.onnx", legacy / f"{ref}.onnx"):
+        if path.is_file():
+            return path
+    return None
+
+
+def model_places(ref: str) -> str:
+    """Gives where a named model is looked for, in words."""
+    home, legacy = _homes()
+    return f"{home / 'models' / ref} or {legacy}"
+
+
 def named_models() -> list[str]:
     """Gives the rembg model names that a preset may name."""
+    import_rembg()
     from rembg.sessions import sessions
 
     return sorted(n for n, cls in sessions.items() if n not in _NOT_NAMED and cls.is_local())
@@ -42,6 +102,7 @@ def named_models() -> list[str]:
 
 def resolve_model(ref: str) -> MaskModel:
     """Gives where model `ref` (a rembg name or a local .onnx path) is, without downloading."""
+    import_rembg()
     from rembg.sessions import sessions
 
     looks_like_path = ref.endswith(".onnx") or os.sep in ref or ref.startswith(".")
@@ -64,10 +125,7 @@ def resolve_model(ref: str) -> MaskModel:
 
 def missing_model_error(model: MaskModel) -> StageError:
     """Gives the one-line error for a named model that is not on this machine."""
-    from rembg.sessions import sessions
-
-    cls = sessions[model.session]
-    places = f"{cls.model_dir()} or {cls.legacy_home()}"
+    places = model_places(model.ref)
     return StageError(
         f"{FIELD} = {model.ref!r}: rembg's model file {model.ref}.onnx is not on this machine "
         f"(looked in {places}) and this run is offline; get it once while online with "
@@ -93,6 +151,14 @@ def _rembg_home(home: Path | None) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _say(log: Callable[..., None], message: str) -> None:
+    """Logs a line the console shows without --verbose (a stage's ctx.log takes a level)."""
+    try:
+        log(message, "warning")
+    except TypeError:  # a plain one-argument logger
+        log(message)
+
+
 def providers_for(device: str) -> list[str]:
     """Gives onnxruntime providers: CUDA first when the stage runs on CUDA and ORT has it."""
     import onnxruntime as ort
@@ -108,6 +174,7 @@ class MaskSession:
     def __init__(self, ref: str, device: str = "cpu",
                  log: Callable[[str], None] = lambda m: None) -> None:
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported
+        import_rembg(lambda m: _say(log, m))
         from rembg import new_session
 
         model = resolve_model(ref)

@@ -247,17 +247,20 @@ def missing_models(preset: Preset) -> list[str]:
     lines = [missing_message(ref, gone) for ref in preset_models(preset)
              if (gone := missing_files(ref))]
     if _needs_cutout(preset):
-        from .cutout import missing_model_error, resolve_model
+        import importlib.util
 
-        try:
-            mask = resolve_model(preset.blend.model)
-            if mask.path is None:
-                lines.append(str(missing_model_error(mask)))
-        except StageError as e:
-            lines.append(str(e))
-        except ImportError as e:
-            lines.append(f"blend.model = {preset.blend.model!r}: rembg does not import here ({e}); "
-                         "pip install 'rembg[cpu]' (or rembg[gpu])")
+        from .cutout import MaskModel, locate_model, missing_model_error
+
+        # Presence only, from the file system: importing rembg may compile for minutes.
+        ref = preset.blend.model
+        if importlib.util.find_spec("rembg") is None:
+            lines.append(f"blend.model = {ref!r}: rembg is not installed here; pip install 'rembg[cpu]' "
+                         "(or rembg[gpu])")
+        elif locate_model(ref) is None:
+            if ref.endswith(".onnx") or os.sep in ref:
+                lines.append(f"blend.model = {ref!r}: no such file")
+            else:
+                lines.append(str(missing_model_error(MaskModel(ref, ref, None, None))))
     return lines
 
 
@@ -269,13 +272,10 @@ def models_list(preset: Preset) -> list[dict[str, Any]]:
         rows.append({"key": ref.key, "role": ref.role, "field": ref.field, "source": ref.source, "kind": ref.kind,
                      "present": present, "path": str(local_path(ref)) if present else ""})
     if _needs_cutout(preset):
-        from .cutout import resolve_model
+        from .cutout import locate_model
 
-        try:
-            mask = resolve_model(preset.blend.model)
-            path = str(mask.path) if mask.path else ""
-        except (StageError, ImportError):
-            path = ""
+        found = locate_model(preset.blend.model)  # no rembg import: it may compile for minutes
+        path = str(found) if found else ""
         rows.append({"key": "cutout", "role": "background-removal model", "field": "blend.model",
                      "source": preset.blend.model, "kind": "rembg", "present": bool(path), "path": path})
     return rows

@@ -20,6 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
+from gausynth_engine._events import RunFinished
 from gausynth_engine._journal import pid_alive
 from gausynth_engine._layout import LayoutError, RunLayout
 
@@ -108,11 +109,25 @@ class GauSynthApp(App[int]):
         changed = set(message.added)
         for key, events in message.batches.items():
             if key in self.store.runs:
+                was_running = self.store.runs[key].view.status == "running"
                 self.store.apply(key, events)
                 changed.add(key)
+                if was_running and any(isinstance(e, RunFinished) for e in events):
+                    self._say_finished(self.store.runs[key])  # seen live: not an old run's history
         changed.update(self.store.refresh_liveness())
         if changed:
             self.screen.post_message(RunsChanged(frozenset(changed)))
+
+    def _say_finished(self, entry) -> None:
+        """Notifies the end of a run seen live, with the first lines of its result card."""
+        from gausynth_engine._result import read_card
+
+        from .store import display_path
+
+        lines = read_card(entry.layout, entry.view).lines(display_path)
+        body = "\n".join(line for line in lines[1:] if not line.startswith(("folder", "next")))
+        self.notify(body + "\ns on its board shows the result card", title=f"{entry.name}: {entry.view.status}",
+                    severity="error" if entry.view.status == "failed" else "information", timeout=12)
 
     # --- actions shared by screens --------------------------------------------------------------
     def action_help(self) -> None:
@@ -133,6 +148,14 @@ class GauSynthApp(App[int]):
         self.post_message(RunLaunched(result.ok, result.message, m.group(1) if m else None))
 
     def on_run_launched(self, message: RunLaunched) -> None:
+        busy = re.search(r"(\S+) is already being run by process (\d+) since ([\d-]+ [\d:]+)", message.message)
+        if busy:  # the engine names the holder; in the app, its board is what to open
+            folder, pid, since = busy.groups()
+            self.notify(f"{Path(folder).name} is already running (process {pid}, since {since}): its board "
+                        "shows it; c cancels it there, then start again", title="already running",
+                        severity="warning", timeout=15)
+            self.show_board(folder)
+            return
         if not message.ok or message.folder is None:
             self.notify(message.message, title="the run did not start", severity="error", timeout=15)
             return

@@ -19,8 +19,12 @@ class GauSynthCommands(Provider):
         out: list[tuple[str, Callable, str]] = []
         for binding in getattr(type(self.screen), "BINDINGS", []):
             if isinstance(binding, Binding) and binding.description:
-                out.append((binding.description, partial(self.screen.run_action, binding.action),
+                # The tooltip is the descriptive name ("Run everything stale"); the description
+                # is the footer's terse label ("Stale").
+                out.append((binding.tooltip or binding.description,
+                            partial(self.screen.run_action, binding.action),
                             f"key {binding.key_display or binding.key}"))
+        out += list(getattr(self.screen, "palette_commands", lambda: [])())
         for entry in app.store.ordered():
             out.append((f"Open run {entry.name}", partial(app.show_board, entry.key),
                         f"{entry.view.status} · {entry.layout.root}"))

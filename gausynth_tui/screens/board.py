@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from gausynth_engine._console import human_bytes, human_seconds
 from gausynth_engine._journal import StageView
+from gausynth_engine._result import read_card
 
 from ..launch import RunRequest, cancel_run, choose_candidate
 from ..store import STAGE_IDS, STAGE_TITLES, RunEntry, ago, clock_text, display_path
@@ -39,10 +41,12 @@ class BoardScreen(ViewScreen):
         Binding("f", "run_from", "From", tooltip="Run from the selected stage on", id="board.run_from"),
         Binding("o", "run_only", "Only", tooltip="Run the selected stage only", id="board.run_only"),
         Binding("F", "force", "Force the selected stage", show=False, id="board.force"),
-        Binding("c", "cancel", "Cancel", id="board.cancel"),
-        Binding("e", "edit", "Preset", id="board.edit"),
+        Binding("c", "cancel", "Cancel", tooltip="Cancel the run (asks first)", id="board.cancel"),
+        Binding("e", "edit", "Preset", tooltip="Edit this run's preset", id="board.edit"),
         Binding("t", "monitor", "Train", tooltip="Training monitor", id="board.monitor"),
-        Binding("i", "previews", "Images", id="board.previews"),
+        Binding("i", "previews", "Images", tooltip="Previews: sheets, frames, renders", id="board.previews"),
+        Binding("s", "result", "Result card: metrics, PLY, videos, next step", show=False,
+                id="board.result"),
         Binding("x", "error", "Show the last error in full", show=False, id="board.error"),
         Binding("k", "choose", "Choose another reimagination candidate", show=False, id="board.choose"),
         Binding("p", "path", "Show the output folder path", show=False, id="board.path"),
@@ -150,7 +154,12 @@ class BoardScreen(ViewScreen):
         line1 = Text.assemble(("● ", STATUS_STYLE.get(v.status, "")), (v.status, STATUS_STYLE.get(v.status, "")),
                               ("  started ", "dim"), clock_text(v.started), ("  for ", "dim"), took,
                               ("  last activity ", "dim"), ago(v.last_event, now))
-        line2 = Text.assemble(("preset ", "dim"), display_path(v.preset) if v.preset else "–", overflow="ellipsis", no_wrap=True)
+        line2 = Text.assemble(("preset ", "dim"), display_path(v.preset) if v.preset else "–",
+                              overflow="ellipsis", no_wrap=True)
+        sets = overrides_of(v.command)
+        if sets:
+            line2.append(f"  + {len(sets)} override(s): ", style="dim")
+            line2.append(", ".join(sets))
         last = last_error(v)
         if last is not None:
             line3 = Text.assemble(("last error ", "dim"), (f"{last.id}: {last.error}", "red"),
@@ -205,6 +214,9 @@ class BoardScreen(ViewScreen):
                                            (log.message, level_style)))
             if not logs and s.state not in ("failed",):
                 parts.append(Text("no log lines yet", style="dim"))
+            if self.entry.view.status == "done":  # what the run made, where the pane scrolls to
+                parts += [Text(""), *(Text(line, style="green" if i == 0 else "") for i, line in
+                                      enumerate(read_card(self.entry.layout, self.entry.view).lines(display_path)))]
             if s.state == "failed":  # last, so that the end of the pane (where it scrolls) shows it
                 parts.append(Text(f"error: {s.error}", style="bold red"))
                 if s.detail:
@@ -251,6 +263,12 @@ class BoardScreen(ViewScreen):
 
     def action_cancel(self) -> None:
         cancel_in_worker(self.gapp, self.entry)
+
+    def action_result(self) -> None:
+        from .dialogs import TextDialog
+
+        lines = read_card(self.entry.layout, self.entry.view).lines(display_path)
+        self.app.push_screen(TextDialog(lines[0].strip("─ "), Text("\n".join(lines[1:]))))
 
     def action_edit(self) -> None:
         self.gapp.open_editor(self.entry.layout.preset_snapshot, self.run_key)
@@ -319,10 +337,55 @@ def _stage_outputs(sid: str | None) -> tuple[str, ...]:
     return BY_ID[sid].outputs if sid in BY_ID else ()
 
 
-def cancel_in_worker(app: GauSynthApp, entry: RunEntry) -> None:
-    """Asks the engine to cancel a run, off the UI thread; notifies with its answer."""
+def overrides_of(command: str) -> list[str]:
+    """Gives the `--set` overrides of a recorded run command line, as typed."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    return [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--set"]
+
+
+def what_cancel_loses(entry: RunEntry) -> str:
+    """Says what cancelling a run throws away: the running stage's work since its last checkpoint."""
+    running = [s for s in entry.view.stages.values() if s.state == "running"]
+    if not running:
+        return "No stage is running right now; the run stops before its next stage."
+    s = running[0]
+    done = f"{s.value:g}/{s.total:g} {s.unit}".strip() if s.total else "started"
+    checkpoints = [int(v) for _, v in s.metrics.get("checkpoint", [])]
+    if not checkpoints:  # older journals only logged them
+        checkpoints = [int(m.group(1)) for log in s.logs
+                       if (m := re.search(r"checkpoint.*step (\d+)", log.message))]
+    if checkpoints:
+        kept = (f"Its last checkpoint is at step {checkpoints[-1]}: the steps after it are lost; "
+                "running it again resumes there.")
+    elif s.id.startswith("splat"):
+        kept = "It has no checkpoint yet: all of its training so far is lost."
+    else:
+        kept = "This stage keeps no checkpoints: it starts over when run again."
+    later = sum(1 for t in entry.view.stages.values() if t.state == "pending")
+    return (f"{s.id} is at {done}. {kept}"
+            + (f" {later} later stage(s) will not run." if later else "")
+            + " Finished stages keep their results.")
+
+
+def cancel_in_worker(app: GauSynthApp, entry: RunEntry, confirmed: bool = False) -> None:
+    """Asks first (saying what will be lost), then asks the engine to cancel, off the UI thread."""
     if entry.view.status != "running":
         app.notify(f"{entry.name} is not running ({entry.view.status})", timeout=4)
+        return
+    if not confirmed:
+        from .dialogs import ConfirmDialog
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                cancel_in_worker(app, entry, confirmed=True)
+
+        app.push_screen(ConfirmDialog(f"Cancel the run {entry.name}?", what_cancel_loses(entry),
+                                      yes="Cancel the run", no="Keep it running"), answered)
         return
     app.notify(f"cancelling {entry.name} …", timeout=3)
 

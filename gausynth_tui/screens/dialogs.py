@@ -60,7 +60,9 @@ def plan_table_rows(steps: list[tuple[str, str, str]]) -> list[tuple[Text, Text,
     rows = []
     for sid, action, reason in steps:
         glyph, _, style = STATE_LOOK[ACTION_LOOK.get(action, "off")]
-        word = {"run": "rerun", "skip": "unchanged", "off": "off", "out": "not asked"}.get(action, action)
+        ran_before = action == "run" and reason not in ("not run yet",)
+        word = {"run": "rerun" if ran_before else "run", "skip": "unchanged", "off": "off",
+                "out": "not asked"}.get(action, action)
         why = "nothing it reads changed" if reason == "unchanged" else reason
         rows.append((Text(f"{glyph} {sid}", style=style), Text(word, style=style), Text(why)))
     return rows
@@ -68,6 +70,8 @@ def plan_table_rows(steps: list[tuple[str, str, str]]) -> list[tuple[Text, Text,
 
 class PlanDialog(ModalScreen[None]):
     """Before a run: which stages will rerun and why; range and force can still change here."""
+
+    SHORT = 34  # rows: below, the table scrolls so that the buttons stay on screen (80×24 over SSH)
 
     BINDINGS = [
         Binding("escape", "dismiss_plan", "Back", id="plan.back"),
@@ -97,6 +101,8 @@ class PlanDialog(ModalScreen[None]):
                 yield Button("Back (esc)", id="plan-back")
 
     def on_mount(self) -> None:
+        # Set before the first frame (a breakpoint class arrives a frame late, drawn either way).
+        self.set_class(self.app.size.height < self.SHORT, "-short")
         table = self.query_one("#plan-steps", DataTable)
         table.add_columns("stage", "will", "why")
         self.query_one("#plan-stage", Select).display = self._mode() != "stale"
@@ -199,6 +205,37 @@ def _first_comment(path: Path) -> str:
     except OSError:
         pass
     return ""
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes/no question before something that cannot be undone; says what will be lost."""
+
+    BINDINGS = [
+        Binding("escape,n", "answer(False)", "No", id="confirm.no"),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+    ]
+    HELP = "A question before something that cannot be undone: y does it, n or esc keeps things as they are."
+
+    def __init__(self, title: str, body: str, yes: str, no: str = "Keep going") -> None:
+        super().__init__()
+        self.title_text, self.body, self.yes, self.no = title, body, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="confirm"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
+            yield Static(self.body, id="confirm-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", variant="error", id="confirm-yes")
+                yield Button(f"{self.no} (n)", variant="primary", id="confirm-no")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-no", Button).focus()  # the safe answer is the default
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm-yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class AskDialog(ModalScreen[str | None]):

@@ -55,6 +55,9 @@ def shown(value: Any) -> str:
 def read_field(f: FieldInfo, raw: Any) -> tuple[Any, str | None]:
     """Gives (TOML-able value, None) for what a form widget holds, or (None, why it is not one)."""
     text = raw.strip()
+    if not text and f.kind in (bool, int, float):
+        # An emptied field is an error, not its default: say what to type (ctrl+b restores it).
+        return None, f"empty — expected {f.spec.accepted(f.kind)} (default {shown(f.default)}, ctrl+b)"
     if f.kind is bool:
         if text.lower() in ("true", "false"):
             return text.lower() == "true", None
@@ -81,7 +84,9 @@ class EditorScreen(ViewScreen):
     HELP = ("Edit a preset in a form made from its schema. Invalid values are marked on their field at "
             "once. The side pane shows what differs from the run's snapshot and which stages would "
             "rerun. ctrl+r shows the plan and starts the run (detached); the edits go to the engine as "
-            "--set overrides, so the preset file itself changes only when you save.")
+            "--set overrides, so the preset file itself changes only when you save. ctrl+down / ctrl+up "
+            "jump to the next / previous section; ctrl+f finds a field by name or doc; esc asks before "
+            "dropping unsaved edits.")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
         Binding("escape", "back", "Back", id="editor.back"),
@@ -89,9 +94,13 @@ class EditorScreen(ViewScreen):
         Binding("ctrl+s", "save", "Save", id="editor.save"),
         Binding("f2", "save_as", "Save as", id="editor.save_as"),
         Binding("ctrl+o", "load", "Load", id="editor.load"),
-        Binding("ctrl+r", "run", "Run…", id="editor.run"),
+        Binding("ctrl+r", "run", "Run…", tooltip="Plan and start a run with these edits", id="editor.run"),
         Binding("ctrl+t", "toggle_changes", "Diff", tooltip="Changes and plan (narrow terminals)", id="editor.changes"),
         Binding("ctrl+b", "default", "Reset the focused field to its default", show=False, id="editor.default"),
+        Binding("ctrl+f", "find_field", "Find", tooltip="Find a field by name or doc (command palette)",
+                id="editor.find"),
+        Binding("ctrl+down", "section(1)", "Next section", show=False, id="editor.next_section"),
+        Binding("ctrl+up", "section(-1)", "Previous section", show=False, id="editor.previous_section"),
     ]
 
     def __init__(self, source: Path, run_key: str | None = None) -> None:
@@ -138,14 +147,14 @@ class EditorScreen(ViewScreen):
         yield Header(icon="◆")
         yield Static(id="editor-status")
         with Horizontal(id="editor-body"):
-            with VerticalScroll(id="form"):
+            with VerticalScroll(id="form", can_focus=False):  # Tab visits fields only
                 section = ""
                 for f in self.fields:
                     if f.section != section:
                         section = f.section
                         yield Static(Text(f"[{section}]"), classes="section-title")
                     yield from self._field(f)
-            with VerticalScroll(id="changes-pane"):
+            with VerticalScroll(id="changes-pane", can_focus=False):
                 yield Static(id="changes")
         yield Static(id="field-doc")
         yield Footer(compact=True, show_command_palette=False)
@@ -155,7 +164,9 @@ class EditorScreen(ViewScreen):
         wid = widget_id(f)
         # Inputs only (choices complete as you type): a form of sixty Selects takes seconds to mount.
         choices = ["true", "false"] if f.kind is bool else [shown(c) for c in f.spec.choices or ()]
-        widget = Input(shown(value), id=wid, placeholder=shown(f.default) or "(empty)",
+        # No greyed default as placeholder: an emptied field would look filled in and valid.
+        # select_on_focus off: a key typed ahead adds to a value instead of wiping it.
+        widget = Input(shown(value), id=wid, placeholder="(empty)", select_on_focus=False,
                        suggester=SuggestFromList(choices, case_sensitive=False) if choices else None)
         widget.cursor_blink = self.gapp.live
         with Horizontal(classes="field-row", id=f"row-{f.section}-{f.name}"):
@@ -178,6 +189,8 @@ class EditorScreen(ViewScreen):
     def on_mount(self) -> None:
         self.sub_title = f"preset {self.source.name}"
         self.query_one("#field-doc", Static).update(self.field_doc(self.fields[0]))
+        # Focus now, not through Widget.focus() (deferred: keys typed meanwhile go elsewhere).
+        self.set_focus(self.query_one(f"#{widget_id(self.fields[0])}", Input))
         self.call_after_refresh(self._start)
         if self.load_problems:
             self.notify("\n".join(self.load_problems), title=f"{self.source.name} has problems; the form "
@@ -335,9 +348,75 @@ class EditorScreen(ViewScreen):
         if self.is_mounted and request == self._request():
             self._draw_changes((steps, problem))
 
+    # --- moving around ---------------------------------------------------------------------------
+    def on_key(self, event) -> None:
+        """Keys typed before a field has focus (the editor still opening) go to the first field."""
+        if self.focused is None and event.is_printable and event.character:
+            field = self.query_one(f"#{widget_id(self.fields[0])}", Input)
+            self.set_focus(field)
+            field.insert_text_at_cursor(event.character)
+            event.stop()
+
+    def go_to(self, f: FieldInfo) -> None:
+        """Focuses a field at once (typed-ahead keys land in it) and scrolls it into view."""
+        self.set_focus(self.query_one(f"#{widget_id(f)}", Input))
+
+    def action_section(self, step: int) -> None:
+        sections = list(dict.fromkeys(f.section for f in self.fields))
+        current = self.by_id.get(getattr(self.focused, "id", None) or "")
+        i = sections.index(current.section) if current else -1
+        target = sections[(i + step) % len(sections)]
+        self.go_to(next(f for f in self.fields if f.section == target))
+
+    def action_find_field(self) -> None:
+        self.app.action_command_palette()
+
+    def palette_commands(self) -> list[tuple[str, Any, str]]:
+        """Gives the command palette one entry per field and per section (the palette finds them)."""
+        from functools import partial
+
+        out = []
+        for f in self.fields:
+            doc = f.spec.doc if len(f.spec.doc) <= 60 else f.spec.doc[:59] + "…"
+            out.append((f"{f.path}: {doc}", partial(self.go_to, f), f"field · {f.spec.accepted(f.kind)}"))
+        for section in dict.fromkeys(f.section for f in self.fields):
+            first = next(f for f in self.fields if f.section == section)
+            out.append((f"Go to section [{section}]", partial(self.go_to, first), "section"))
+        return out
+
     # --- actions ------------------------------------------------------------------------------------
+    def unsaved(self) -> list[tuple[str, str, str]]:
+        """Gives (path, as loaded, as typed) for every field whose text changed since loading/saving."""
+        out = []
+        for f in self.fields:
+            was, now = shown(self.loaded.get(f.path)), self._raw(f)
+            if now.strip() != was:
+                out.append((f.path, was, now))
+        return out
+
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self._unless_unsaved(self.app.pop_screen, "Discard")
+
+    def _unless_unsaved(self, then, verb: str) -> None:
+        """Calls `then()` at once without unsaved edits; otherwise asks first, listing them."""
+        edits = self.unsaved()
+        if not edits:
+            then()
+            return
+        from .dialogs import ConfirmDialog
+
+        listed = "\n".join(f"  {path}  {old or '∅'} → {new.strip() or '∅ (empty)'}"
+                            for path, old, new in edits[:8])
+        more = f"\n  … and {len(edits) - 8} more" if len(edits) > 8 else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.app.push_screen(ConfirmDialog(
+            f"{verb} {len(edits)} unsaved edit(s)?",
+            f"{listed}{more}\nctrl+s saves them; ctrl+r runs with them.",
+            yes=verb, no="Keep editing"), answered)
 
     def action_toggle_changes(self) -> None:
         self.toggle_class("-show-changes")
@@ -366,8 +445,19 @@ class EditorScreen(ViewScreen):
         from .dialogs import AskDialog
 
         def answered(path: str | None) -> None:
-            if path:
-                self._write(Path(path.strip()).expanduser())
+            if not path:
+                return
+            target = Path(path.strip()).expanduser()
+            target = target if target.suffix == ".toml" else target.with_suffix(".toml")
+            if target.exists() and target.resolve() != self.source.resolve():
+                from .dialogs import ConfirmDialog
+
+                self.app.push_screen(ConfirmDialog(f"Replace {target.name}?",
+                                                   f"{target} exists; saving replaces what it holds.",
+                                                   yes="Replace", no="Keep it"),
+                                     lambda yes: self._write(target) if yes else None)
+                return
+            self._write(target)
 
         suggestion = self.source.name if not self.is_snapshot else f"{self.snapshot[0] if self.snapshot else 'run'}.toml"
         self.app.push_screen(AskDialog("Save the preset as (a .toml path):", suggestion), answered)
@@ -395,8 +485,11 @@ class EditorScreen(ViewScreen):
 
         def picked(path: Path | None) -> None:
             if path is not None:
-                self.app.pop_screen()
-                self.gapp.open_editor(path, self.run_key)
+                def load() -> None:
+                    self.app.pop_screen()
+                    self.gapp.open_editor(path, self.run_key)
+
+                self._unless_unsaved(load, "Discard")
 
         self.app.push_screen(PresetPicker("Load which preset?"), picked)
 

@@ -18,7 +18,7 @@ def test_a_missing_local_model_is_listed_as_missing(tmp_path: Path, capsys) -> N
     out = capsys.readouterr().out
     assert code == 1
     line = next(x for x in out.splitlines() if "reimagine.checkpoint" in x)
-    assert line.startswith("✘") and str(gone) in line and "(missing)" in line
+    assert line.startswith("✘") and str(gone) in line and "not on disk" in line
 
 
 def test_choosing_before_reimagine_ran_is_refused(engine_run, sample_video: Path, capsys) -> None:

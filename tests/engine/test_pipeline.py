@@ -103,7 +103,10 @@ def test_the_plan_explains_downstream_and_range(first_run, tmp_path: Path) -> No
     preset = parse_preset("", overrides=sets + ["reimagine.strength=0.5"])
     plan = make_plan(preset, layout)
     assert plan["preprocess"].action == plan["sheet"].action == "skip"
-    assert plan["reimagine"].action == "run" and plan["propagate"].reason == "upstream reimagine reruns"
+    assert plan["reimagine"].action == "run"
+    assert plan["propagate"].reason == "not run yet"  # never "rerun" of a stage that never ran
+    both = make_plan(parse_preset("", overrides=sets + ["sheet.grid=2", "preprocess.num_frames=16"]), layout)
+    assert both["sheet"].reason == "sheet.grid 3 → 2; upstream preprocess reruns"  # its own field first
     only = make_plan(preset, layout, only="sheet", force=True)
     assert [s.stage.id for s in only.to_run] == ["sheet"]
     assert make_plan(preset, layout, start="sfm", until="sfm")["sfm"].action == "run"
@@ -122,7 +125,7 @@ def test_changed_input_content_and_missing_outputs_rerun(first_run, engine_run, 
     copy = tmp_path / "other.mp4"
     copy.write_bytes(video.read_bytes() + b"\0")  # same frames, different bytes
     sets2 = [s for s in sets if not s.startswith("run.input")] + [f"run.input='{copy}'"]
-    _, _, events = engine_run(sets2, until="sheet")
+    _, _, events = engine_run(sets2, until="sheet", force=True)  # another file: replacing needs --force
     reasons = {e.stage: e.reason for e in events if e.type == "stage_planned"}
     assert reasons["preprocess"] == "the input's content changed"
 

@@ -67,5 +67,13 @@ def test_previews_fall_back_to_a_description_when_images_are_off(recorded, snap_
     assert snap_compare(recorded.app(attach="chair-quick", images="off"), terminal_size=(80, 24), press=["i"])
 
 
-def test_help_lists_every_key_of_the_board_with_its_id(recorded, snap_compare):
+def test_help_lists_every_key_of_the_board_by_what_it_does(recorded, snap_compare):
     assert snap_compare(recorded.app(attach="mug"), terminal_size=(120, 40), press=["question_mark"])
+
+
+def test_help_at_80x24_scrolls_to_the_last_key(recorded, snap_compare):
+    assert snap_compare(recorded.app(attach="mug"), terminal_size=(80, 24), press=["question_mark", "end"])
+
+
+def test_cancel_asks_first_and_says_what_is_lost(recorded, snap_compare):
+    assert snap_compare(recorded.app(attach="plush-dog"), terminal_size=(80, 24), press=["c"])
