@@ -26,6 +26,7 @@ class Trained:
     ssim: float | None
     ply: Path | None
     renders: Path | None
+    object_psnr: float | None = None  # dB on the object's pixels alone (masked trainings)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class ResultCard:
         lines = [f"── result: {self.root.name} ({self.status}) ──"]
         for t in self.trained:
             metrics = " · ".join(m for m in (f"PSNR {t.psnr:.2f} dB" if t.psnr is not None else "",
-                                             f"SSIM {t.ssim:.3f}" if t.ssim is not None else "") if m)
+                                             f"SSIM {t.ssim:.3f}" if t.ssim is not None else "",
+                                             f"object {t.object_psnr:.2f} dB"
+                                             if t.object_psnr is not None else "") if m)
             lines.append(f"3DGS {t.label}: {metrics or 'no test metrics (no test views)'}")
             if t.ply is not None:
                 lines.append(f"  PLY      {self._short(t.ply)}")
@@ -82,7 +85,7 @@ def read_card(layout: RunLayout, view: RunView | None = None) -> ResultCard:
             continue
         folder = layout.root / record["folder"]
         trained.append(Trained(stage, label, record.get("psnr"), record.get("ssim"), _latest_ply(folder),
-                               _latest(folder.glob("renders_*"))))
+                               _latest(folder.glob("renders_*")), record.get("object_psnr")))
     videos = sorted(layout.new_videos.glob("*.mp4")) if layout.new_videos.is_dir() else []
     failed = next((f"{s.id}: {s.error}" for s in view.stages.values()
                    if s.state == "failed" and s.error and not s.error.startswith("not run: upstream")), "")

@@ -15,7 +15,7 @@ from ._console import ConsolePrinter, human_bytes, render_status
 from ._journal import RunView, follow_journal, pid_alive
 from ._layout import LayoutError, RunLayout
 from ._lock import RunLock, RunLockedError, holder_alive
-from ._plan import PlanError, make_plan, read_manifest
+from ._plan import PlanError, make_plan
 from ._preset import Preset, PresetError, load_preset, preset_table
 from ._result import result_card
 from ._stage import StageError
@@ -268,23 +268,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_args = argparse.Namespace(
         preset=str(presets_dir() / f"{name}.toml"), set=overrides + list(args.set), start=None,
         until=None, only=None, force=False, dry_run=args.dry_run, detach=False, verbose=False)
-    code = cmd_run(run_args)
-    if code == EXIT_OK and not args.dry_run:
-        print_training_result(RunLayout.for_run(Path(args.root).absolute(), f"demo-{name}"))
-    return code
-
-
-def print_training_result(layout: RunLayout) -> None:
-    """Prints each finished 3DGS of a run: test PSNR/SSIM, size, where its model lies."""
-    for stage in ("splat_orig", "splat_reim"):
-        record = (read_manifest(layout, stage) or {}).get("record")
-        if not record or record.get("psnr") is None:
-            continue
-        obj = f", object {record['object_psnr']:.2f} dB" if record.get("object_psnr") else ""
-        folder = layout.root / record["folder"]
-        plys = sorted(folder.glob("point_cloud/iteration_*/point_cloud.ply"))
-        print(f"{stage}: test PSNR {record['psnr']:.2f} dB{obj}, SSIM {record['ssim']:.3f}, "
-              f"{record['num_gaussians']} Gaussians; model {plys[-1] if plys else folder}")
+    return cmd_run(run_args)  # a finished run ends with its result card (test PSNR, the PLY)
 
 
 # The pure-PyTorch rasterizer costs ~0.1 s a step at 64×48 with a few thousand Gaussians.
