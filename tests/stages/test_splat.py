@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from gausynth_engine.splatting.dataset import load_scene  # noqa: E402
 from gausynth_engine.splatting.synthetic import make_true_scene  # noqa: E402
-from gausynth_engine.splatting.train import TrainConfig, train  # noqa: E402
+from gausynth_engine.splatting.train import TrainConfig, Trainer, train  # noqa: E402
 
 SIZE = 40  # px: tiny views keep the pure-PyTorch rasterizer fast on two cores
 
@@ -271,3 +271,31 @@ def test_a_stage_killed_mid_training_resumes_on_the_next_run(true_scene, tmp_pat
     steps = [e["value"] for e in events if e["type"] == "progress"]
     assert steps[0] == 11 and steps[-1] == 24
     assert (again.out.gs / again.record_data["folder"].split("/", 1)[1] / "results.json").exists()
+
+
+def test_pixels_a_view_does_not_hold_teach_nothing(true_scene):
+    """A partial frame (a reimagined square inside a wider SfM frame): whatever lies outside its
+    valid pixels, the training step is the same."""
+    scene = load_scene(*true_scene)
+    valid = np.ones(scene.images.shape[:3], bool)
+    valid[:, :, : SIZE // 2] = False
+    steps = []
+    for fill in (0, 255):
+        images = scene.images.copy()
+        images[~valid] = fill
+        trainer = Trainer(dataclasses.replace(scene, images=images, valid=valid), tiny_config(5), "cpu")
+        torch.manual_seed(0)
+        trainer.step()
+        steps.append({k: v.detach().clone() for k, v in trainer.params.items()})
+    for k in steps[0]:
+        torch.testing.assert_close(steps[0][k], steps[1][k], msg=k)
+    # ...while without the validity mask the garbage would be learnt.
+    changed = []
+    for fill in (0, 255):
+        images = scene.images.copy()
+        images[~valid] = fill
+        trainer = Trainer(dataclasses.replace(scene, images=images), tiny_config(5), "cpu")
+        torch.manual_seed(0)
+        trainer.step()
+        changed.append(trainer.params["sh0"].detach().clone())
+    assert not torch.allclose(changed[0], changed[1])

@@ -103,7 +103,7 @@ def test_upscale_stage_on_the_sample(engine_run, sample_video: Path, tiny_x2: Pa
         BY_ID["upscale"].run(StageContext(BY_ID["upscale"], preset, layout, out, events.append, "cpu"))
         return out, events
 
-    # 64 px × 2 = 128 px = the SfM size: no resizing.
+    # 64 px × 2 = 128 px squares: nothing resized.
     out, events = run(2, tiny_x2, "x2")
     names = [f.name for f in list_images(layout.blend_transparent)]
     assert [f.name for f in list_images(out.sr_frames)] == names
@@ -116,11 +116,10 @@ def test_upscale_stage_on_the_sample(engine_run, sample_video: Path, tiny_x2: Pa
     assert set(comp["per_frame"]) == set(names) and comp["output"] == "sr_frames"
     assert any(e["type"] == "progress" and e["value"] == len(names) for e in events)
 
-    # 64 px × 4 = 256 px ≠ 128 px: resized to the SfM size, and the log says so.
+    # 64 px × 4 = 256 px: the squares keep the model's size (the 3DGS places them at sd_box).
     out4, events4 = run(4, save_tiny_swin2sr(tmp_path / "x4", 4, nearest=True), "x4")
     sr = read_image(out4.sr_frames / names[0])
-    assert sr.shape == (128, 128, 3)
-    assert any(e["type"] == "log" and "resizing them to 128 px" in e["message"] for e in events4)
-    # A nearest-neighbour model then resize: the frame still lines up with the original.
+    assert sr.shape == (256, 256, 3)
+    # A nearest-neighbour model: the frame lines up with the original's square at that size.
     psnr = json.loads(out4.metrics.read_text())["upscale"]["comparisons"]["upscale"]["mean"]["psnr"]
     assert psnr > 25
