@@ -43,8 +43,11 @@ class JournalWriter:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
 
     def write(self, event: Event) -> None:
-        self._file.write(event.to_json() + "\n")
-        self._file.flush()
+        try:
+            self._file.write(event.to_json() + "\n")
+            self._file.flush()
+        except OSError as e:  # name the journal: a full disk's error carries no path here
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
 
     def close(self) -> None:
         self._file.close()
@@ -170,6 +173,7 @@ class StageView:
     ended: float | None = None
     pid: int | None = None
     proc: ProcessId | None = None  # the worker, as its start event named it
+    fingerprint: str = ""
     error: str = ""
     detail: str = ""
     log_file: str = ""
@@ -243,6 +247,7 @@ class RunView:
             s = self.stage(e.stage)
             s.state, s.started, s.ended, s.pid, s.log_file = "running", e.t, None, e.pid, e.log
             s.proc = ProcessId(e.pid, e.start, e.host, e.boot) if e.host else None
+            s.fingerprint = e.fingerprint
             s.error, s.detail, s.value, s.total = "", "", 0.0, 0.0
             s._rate_window.clear()
         elif isinstance(e, Progress):
@@ -307,6 +312,9 @@ class RunView:
                     orphans.append(s)
                     s.reason = (f"orphan worker {s.pid} of the dead run, still running; "
                                 "`gausynth cancel` stops it")
+                elif s.fingerprint and _manifest_fingerprint(meta, s.id) == s.fingerprint:
+                    # Its outputs were placed and recorded; the run died before saying so.
+                    s.state, s.reason = "done", "done (its manifest was written just before the run died)"
                 else:
                     s.state, s.error = "failed", "interrupted: its run died while it ran (nothing was kept)"
                     s.ended = s.ended or self.last_event
@@ -323,6 +331,14 @@ class RunView:
                 self.status = "running" if probe(meta / "lock").held else "stopped"
                 self.note = (f"no journal at {meta / 'events.jsonl'}; the states come from "
                              f"{len(done)} manifest(s)")
+
+
+def _manifest_fingerprint(meta: Path, stage_id: str) -> str | None:
+    try:
+        data = json.loads((meta / "manifests" / f"{stage_id}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("fingerprint") if isinstance(data, dict) else None
 
 
 def pid_alive(pid: int) -> bool:

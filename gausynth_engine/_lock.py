@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -24,13 +25,17 @@ class RunLockedError(RuntimeError):
     """Another live process is running this run folder."""
 
 
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _start_time(pid: int) -> str | None:
     """Gives a process's start time (clock ticks since boot) to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    stat = _stat(pid)
+    return stat[19] if stat and len(stat) > 19 else None
 
 
 def _boot_id() -> str:
@@ -87,7 +92,10 @@ class ProcessId:
             return False
         except PermissionError:
             pass
-        now = _start_time(self.pid)
+        stat = _stat(self.pid)
+        if stat and stat[0] in ("Z", "X"):
+            return False  # a zombie that nobody reaped has ended: it holds nothing any more
+        now = stat[19] if stat and len(stat) > 19 else None
         if self.start is None or now is None:
             return now is not None or self.start is None
         return now == self.start
@@ -104,6 +112,8 @@ class ProcessId:
             if os.getpgid(self.pid) != self.pid:
                 return f"process {self.pid} does not lead its own process group: not signalled"
             os.killpg(self.pid, sig)
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                os.killpg(self.pid, signal.SIGCONT)  # a stopped group must wake to see it
         except ProcessLookupError:
             return f"process {self.pid} is gone"
         except PermissionError:
@@ -217,8 +227,13 @@ class RunLock:
                 os.close(fd)
                 continue
             me = ProcessId.of(os.getpid())
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({**me.as_dict(), "since": time.time()}).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({**me.as_dict(), "since": time.time()}).encode(), 0)
+            except OSError as e:  # a full disk: say which file, hold nothing
+                self.path.unlink(missing_ok=True)
+                os.close(fd)
+                raise OSError(e.errno, e.strerror, str(self.path)) from None
             self.fd = fd
             return
         raise RunLockedError(f"{self.path}: could not take the run lock")

@@ -142,7 +142,11 @@ def write_image(path: Path, image: np.ndarray) -> None:
     code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(image), code)):
-        raise StageError(f"{path}: could not write the image (disk full or not writable?)")
+        from ._errors import disk_nearly_full
+
+        if disk_nearly_full(Path(path).parent):
+            raise StageError(f"disk full while writing {path}; free some space and rerun")
+        raise StageError(f"{path}: could not write the image (not writable?)")
 
 
 def frame_name(index: int, count: int, suffix: str = ".png") -> str:

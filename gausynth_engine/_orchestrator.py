@@ -75,9 +75,9 @@ class Orchestrator:
     async def run_async(self, plan: Plan | Callable[[], Plan]) -> str:
         lock = RunLock(self.layout.lock)
         created = not self.layout.meta.exists()
-        lock.acquire()
-        self._lock_fd = lock.fd
         try:
+            lock.acquire()
+            self._lock_fd = lock.fd
             if callable(plan):
                 plan = plan()
             clean_staging(self.layout)

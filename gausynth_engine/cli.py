@@ -220,6 +220,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             print(f"asked process {holder.pid} to stop; it is still finishing")
         return EXIT_OK
     view = RunView.from_journal(layout.journal)
+    who = view.orchestrator
+    if view.status == "running" and who is not None and not who.local:
+        print(f"error: {layout.root} is run by process {who.pid} on host {who.host}, says its "
+              "journal; cancel it there", file=sys.stderr)
+        return EXIT_FAILED
     orphans = [s for s in view.stages.values() if s.state == "running"]
     stopped, refused = [], []
     for s in orphans:  # workers whose orchestrator died
