@@ -41,21 +41,15 @@ def default_outputs_root() -> Path:
     return (Path(data) / "gausynth" / "runs").absolute()
 
 
-def resolve_outputs_root(flag: str | None = None, preset_value: str = "",
-                         preset_folder: Path | None = None) -> Path:
+def resolve_outputs_root(flag: str | None = None, preset_value: str = "") -> Path:
     """Gives the absolute outputs root, the same way for the CLI and the app.
 
-    In order: `--outputs-root` (or `--set run.outputs_root=`; relative to the current folder);
-    the preset file's `run.outputs_root` (relative to the preset file's folder); then
-    `default_outputs_root()`.
+    In order: `--outputs-root`; the preset's `run.outputs_root` (a relative one is taken from
+    the current folder, like `run.input`); then `default_outputs_root()`.
     """
-    if flag:
-        return Path(flag).expanduser().absolute()
-    if preset_value:
-        path = Path(preset_value).expanduser()
-        if not path.is_absolute() and preset_folder is not None:
-            path = Path(preset_folder) / path
-        return path.absolute()
+    chosen = flag or preset_value
+    if chosen:
+        return Path(chosen).expanduser().absolute()
     return default_outputs_root()
 
 

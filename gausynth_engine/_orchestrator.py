@@ -105,7 +105,14 @@ class Orchestrator:
             self._prune(plan.to_run[0].stage.id if plan.to_run else None)
             for step in plan.steps:
                 self._emit(StagePlanned(stage=step.stage.id, action=step.action, reason=step.reason))
-            status = await self._run_steps(plan)
+            try:
+                status = await self._run_steps(plan)
+            except BaseException:
+                try:  # say that it ended, if the journal can still take a line
+                    self._emit(RunFinished(status="failed", seconds=round(time.time() - started, 3)))
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    pass
+                raise
             self._emit(RunFinished(status=status, seconds=round(time.time() - started, 3)))
             return status
         finally:
@@ -153,13 +160,18 @@ class Orchestrator:
     async def _run_stage(self, step: StagePlan) -> str:
         sid = step.stage.id
         layout = self.layout
-        # Nothing half-made may look complete: the old manifest goes before any work starts.
-        layout.manifest(sid).unlink(missing_ok=True)
         staging = layout.staging_for(sid).root
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        layout.logs.mkdir(parents=True, exist_ok=True)
         log_path = layout.log_file(sid)
+        try:
+            # Nothing half-made may look complete: the old manifest goes before any work starts.
+            layout.manifest(sid).unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            layout.logs.mkdir(parents=True, exist_ok=True)
+            open(log_path, "ab").close()
+        except OSError as e:
+            self._emit(StageFailed(stage=sid, error=os_error_line(e, "preparing the stage")))
+            return "failed"
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, GAUSYNTH_EVENT_FD=str(write_fd), PYTHONUNBUFFERED="1")
         env.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -184,15 +184,20 @@ def input_fingerprint(path: Path, cache_file: Path | None = None, *, write: bool
 def _file_hash(path: Path, cache: dict[str, Any]) -> str:
     st = path.stat()
     key = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-    hit = cache.get(str(path))
+    hit = cache.get(str(path)) or _HASHED.get(str(path))
     if isinstance(hit, list) and len(hit) == 2 and hit[0] == key:
+        cache[str(path)] = hit
         return hit[1]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
-    cache[str(path)] = [key, h.hexdigest()[:20]]
+    cache[str(path)] = _HASHED[str(path)] = [key, h.hexdigest()[:20]]
     return cache[str(path)][1]
+
+
+# Hashes made in this process (a dry run or a refused plan does not write the cache file).
+_HASHED: dict[str, list[str]] = {}
 
 
 # --- planning ---------------------------------------------------------------------------------

@@ -39,20 +39,16 @@ def find_preset(name: str) -> Path:
     return presets_dir() / f"{name}.toml"
 
 
-def resolve_paths(preset: Preset, preset_file: Path | str | None = None,
-                  overrides: list[str] | tuple[str, ...] = (), outputs_root: str | None = None) -> Preset:
+def resolve_paths(preset: Preset, outputs_root: str | None = None) -> Preset:
     """Gives the preset with run.input and run.outputs_root made absolute (for the snapshot).
 
-    The outputs root is resolved by `resolve_outputs_root` (flag, preset, environment, user
-    data folder); a `--set run.outputs_root=` counts as a flag (taken from the current folder).
+    The outputs root is `resolve_outputs_root`'s: `--outputs-root`, else the preset's, else
+    $GAUSYNTH_OUTPUTS_ROOT, else ~/.local/share/gausynth/runs (the app resolves it the same way).
     """
     run = preset.run
-    on_cli = any(o.split("=", 1)[0].strip() == "run.outputs_root" for o in overrides)
-    flag = outputs_root or (run.outputs_root if on_cli else None)
-    root = resolve_outputs_root(flag, run.outputs_root,
-                                Path(preset_file).absolute().parent if preset_file else None)
     absolute = dataclasses.replace(
-        run, input=str(Path(run.input).absolute()) if run.input else "", outputs_root=str(root))
+        run, input=str(Path(run.input).absolute()) if run.input else "",
+        outputs_root=str(resolve_outputs_root(outputs_root, run.outputs_root)))
     return dataclasses.replace(preset, run=absolute)
 
 
@@ -71,8 +67,7 @@ def find_run(ref: str, root: str | None = None) -> RunLayout:
 # --- run --------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     preset_path = find_preset(args.preset)
-    preset = resolve_paths(load_preset(preset_path, args.set), preset_path, args.set,
-                           getattr(args, "outputs_root", None))
+    preset = resolve_paths(load_preset(preset_path, args.set), getattr(args, "outputs_root", None))
     root = Path(preset.run.outputs_root)
     if any(p.exists() and not p.is_dir() for p in (root, *root.parents)):
         raise PresetError([_problem(preset_path, "run.outputs_root", f"{root}: a part of this path "
@@ -91,8 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:  # reads only: no lock, no cache, no folder
         print(f"plan for {layout.root}:\n{plan(write_cache=False).describe()}")
         return EXIT_OK
-    plan(write_cache=False)  # refuse a bad range or a missing upstream before starting anything
     if args.detach:
+        plan(write_cache=False)  # refuse a bad range or a missing upstream here, not in a log
         return _detach(args, layout)
     from ._orchestrator import Orchestrator
 
@@ -367,8 +362,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 # --- models, choices, previews ---------------------------------------------------------------
 def _preset_from(args: argparse.Namespace) -> Preset:
-    path = find_preset(args.preset)
-    return resolve_paths(load_preset(path, args.set), path, args.set)
+    return resolve_paths(load_preset(find_preset(args.preset), args.set))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

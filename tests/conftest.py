@@ -55,7 +55,7 @@ def engine_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         preset = parse_preset("", "test", overrides)
         from gausynth_engine._layout import resolve_outputs_root
 
-        layout = RunLayout.for_run(resolve_outputs_root(None, preset.run.outputs_root, tmp_path),
+        layout = RunLayout.for_run(resolve_outputs_root(None, preset.run.outputs_root),
                                    preset.run.directory)
         events: list = []
         plan = make_plan(preset, layout, **plan_options)

@@ -37,8 +37,7 @@ def plan_for(request: RunRequest) -> tuple[RunLayout | None, list[tuple[str, str
     from gausynth_engine.cli import resolve_paths
 
     try:
-        preset = resolve_paths(load_preset(request.preset, request.overrides), request.preset,
-                               request.overrides)
+        preset = resolve_paths(load_preset(request.preset, request.overrides))
         layout = RunLayout.for_run(Path(preset.run.outputs_root), preset.run.directory)
         if not preset.run.input:
             return layout, [], "run.input is empty: give a video file or an image folder"

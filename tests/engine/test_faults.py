@@ -588,3 +588,17 @@ def test_a_run_starts_by_clearing_what_dead_runs_left_in_staging(finished, clip,
     assert cli(run_args(clip, frames=12)) == 0
     assert not finished.staging.exists() or not any(finished.staging.iterdir())
 
+
+
+def test_a_normal_cancel_is_marked_expected_in_the_stage_log(tmp_path, clip, capsys):
+    """COLMAP's glog dumps '*** Aborted … stack trace' on SIGTERM: the log says that is expected."""
+    proc = start(run_args(clip), tmp_path)
+    layout = victim(tmp_path)
+    wait_for(lambda: event(layout, "progress", "preprocess"), "the worker's first progress", proc)
+    assert cli(["cancel", str(layout.root)]) == 0
+    assert proc.wait(timeout=120) == 130
+    log = layout.log_file("preprocess").read_text()
+    assert "preprocess cancelled on request" in log and "not a crash" in log
+    out = status_of(layout, capsys)
+    assert "status: cancelled" in out and "ETA" not in out
+    assert_nothing_marked_done(layout)
