@@ -25,6 +25,7 @@ from gausynth_engine._sample import SampleSpec, make_sample
 from gausynth_engine.cli import main as cli
 
 ENGINE = [sys.executable, "-m", "gausynth_engine"]
+FRAMES = 24
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -35,10 +36,17 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_sample(tmp_path_factory.mktemp("clip"), SampleSpec(frames=40, width=160, height=120))
 
 
-def run_args(clip: Path, *extra: str, frames: int = 40) -> list[str]:
+@pytest.fixture
+def slow_args(clip: Path) -> list[str]:
+    return run_args(clip, big=True)
+
+
+def run_args(clip: Path, *extra: str, frames: int = FRAMES, big: bool = False) -> list[str]:
+    """Gives a preprocess-only run; `big` frame sizes make it last long enough to be caught."""
+    sizes = ("1024", "768") if big else ("64", "64")
     return ["run", "original-only", "--until", "preprocess", "--set", f"run.input={clip}",
             "--set", "run.directory=victim", "--set", f"preprocess.num_frames={frames}",
-            "--set", "preprocess.colmap_size=1024", "--set", "preprocess.sd_size=768", *extra]
+            "--set", f"preprocess.colmap_size={sizes[0]}", "--set", f"preprocess.sd_size={sizes[1]}", *extra]
 
 
 def victim(tmp_path: Path) -> RunLayout:
@@ -88,15 +96,15 @@ def gone(pid: int) -> bool:
     return ProcessId.of(pid).alive() is False if ProcessId.of(pid).start else True
 
 
-def rerun_completes(layout: RunLayout, clip: Path, tmp_path: Path, capsys) -> None:
-    """A plain rerun ends done, every frame present, no staging or trash left, lock free."""
+def rerun_completes(layout: RunLayout, args: list[str], tmp_path: Path, capsys) -> None:
+    """The same command again ends done, every frame present, no staging or trash left, lock free."""
     capsys.readouterr()
     os.chdir(tmp_path)
-    assert cli(run_args(clip)) == 0, capsys.readouterr()
+    assert cli(args) == 0, capsys.readouterr()
     manifest = read_manifest(layout, "preprocess")
     assert manifest is not None
-    assert len(list(layout.filtered_frames_sd.iterdir())) == 40
-    assert len(list(layout.filtered_frames_colmap.iterdir())) == 40
+    assert len(list(layout.filtered_frames_sd.iterdir())) == FRAMES
+    assert len(list(layout.filtered_frames_colmap.iterdir())) == FRAMES
     assert not layout.staging.exists() or not any(layout.staging.iterdir())
     assert not probe(layout.lock).held and not layout.lock.exists()
     assert "status: done" in status_of(layout, capsys)
@@ -110,8 +118,8 @@ def assert_nothing_marked_done(layout: RunLayout) -> None:
 
 
 # --- kill -9 of the worker and of the orchestrator ------------------------------------------------
-def test_kill9_of_the_worker_fails_the_stage_truthfully(tmp_path, clip, capsys):
-    proc = start(run_args(clip), tmp_path)
+def test_kill9_of_the_worker_fails_the_stage_truthfully(tmp_path, slow_args, capsys):
+    proc = start(slow_args, tmp_path)
     layout = victim(tmp_path)
     started = wait_for(lambda: event(layout, "progress", "preprocess") and event(layout, "stage_started"),
                        "the worker's first progress", proc)
@@ -120,11 +128,11 @@ def test_kill9_of_the_worker_fails_the_stage_truthfully(tmp_path, clip, capsys):
     out = status_of(layout, capsys)
     assert "status: failed" in out and "killed by SIGKILL" in out and "ETA" not in out
     assert_nothing_marked_done(layout)
-    rerun_completes(layout, clip, tmp_path, capsys)
+    rerun_completes(layout, slow_args, tmp_path, capsys)
 
 
-def test_kill9_of_the_orchestrator_while_its_worker_runs(tmp_path, clip, capsys):
-    proc = start(run_args(clip), tmp_path)
+def test_kill9_of_the_orchestrator_while_its_worker_runs(tmp_path, slow_args, capsys):
+    proc = start(slow_args, tmp_path)
     layout = victim(tmp_path)
     started = wait_for(lambda: event(layout, "progress", "preprocess") and event(layout, "stage_started"),
                        "the worker's first progress", proc)
@@ -136,12 +144,12 @@ def test_kill9_of_the_orchestrator_while_its_worker_runs(tmp_path, clip, capsys)
     assert "status: died" in out and "interrupted" in out and "ETA" not in out
     assert "running" not in out.split("status:")[1].splitlines()[0]
     assert_nothing_marked_done(layout)
-    rerun_completes(layout, clip, tmp_path, capsys)
+    rerun_completes(layout, slow_args, tmp_path, capsys)
 
 
-def test_an_orphan_worker_keeps_the_folder_until_cancelled(tmp_path, clip, capsys):
+def test_an_orphan_worker_keeps_the_folder_until_cancelled(tmp_path, slow_args, capsys):
     """The attack's race: a rerun started a second worker beside a dead run's live orphan."""
-    proc = start(run_args(clip), tmp_path)
+    proc = start(slow_args, tmp_path)
     layout = victim(tmp_path)
     started = wait_for(lambda: event(layout, "progress", "preprocess") and event(layout, "stage_started"),
                        "the worker's first progress", proc)
@@ -153,7 +161,7 @@ def test_an_orphan_worker_keeps_the_folder_until_cancelled(tmp_path, clip, capsy
         out = status_of(layout, capsys)
         assert "status: died" in out and f"orphan worker {started.pid}" in out and "ETA" not in out
         os.chdir(tmp_path)
-        assert cli(run_args(clip)) == 3
+        assert cli(slow_args) == 3
         err = capsys.readouterr().err
         assert "held by worker(s) of run process" in err and "gausynth cancel" in err
         assert len([e for e in read_journal(layout.journal) if e.type == "stage_started"]) == 1
@@ -165,7 +173,7 @@ def test_an_orphan_worker_keeps_the_folder_until_cancelled(tmp_path, clip, capsy
             os.killpg(started.pid, signal.SIGKILL)
     out = status_of(layout, capsys)
     assert "status: died" in out and "interrupted" in out
-    rerun_completes(layout, clip, tmp_path, capsys)
+    rerun_completes(layout, slow_args, tmp_path, capsys)
 
 
 KILL_AT_TRASH_MOVE = """
@@ -194,7 +202,7 @@ o.write_json_atomic = _write
 
 def test_kill9_during_the_rename_into_place(tmp_path, clip, capsys):
     os.chdir(tmp_path)
-    assert cli(run_args(clip, frames=20)) == 0  # earlier outputs, to be replaced by the rerun
+    assert cli(run_args(clip, frames=12)) == 0  # earlier outputs, to be replaced by the rerun
     layout = victim(tmp_path)
     proc = start(run_args(clip), tmp_path, KILL_AT_TRASH_MOVE)
     assert proc.wait(timeout=300) == -signal.SIGKILL
@@ -203,7 +211,7 @@ def test_kill9_during_the_rename_into_place(tmp_path, clip, capsys):
     out = status_of(layout, capsys)
     assert "status: died" in out and "interrupted" in out
     assert_nothing_marked_done(layout)
-    rerun_completes(layout, clip, tmp_path, capsys)  # also: the stale trash is gone
+    rerun_completes(layout, run_args(clip), tmp_path, capsys)  # also: the stale trash is gone
 
 
 def test_kill9_after_the_manifest_is_written_keeps_the_finished_stage(tmp_path, clip, capsys):
@@ -216,11 +224,11 @@ def test_kill9_after_the_manifest_is_written_keeps_the_finished_stage(tmp_path, 
     capsys.readouterr()
     assert cli(run_args(clip, "--dry-run")) == 0
     assert "preprocess  skip  unchanged" in capsys.readouterr().out
-    rerun_completes(layout, clip, tmp_path, capsys)
+    rerun_completes(layout, run_args(clip), tmp_path, capsys)
 
 
-def test_watch_ends_when_the_orchestrator_is_gone(tmp_path, clip):
-    proc = start(run_args(clip), tmp_path)
+def test_watch_ends_when_the_orchestrator_is_gone(tmp_path, slow_args):
+    proc = start(slow_args, tmp_path)
     layout = victim(tmp_path)
     wait_for(lambda: event(layout, "progress", "preprocess"), "the worker's first progress", proc)
     watcher = subprocess.Popen([*ENGINE, "watch", str(layout.root)], stdout=subprocess.PIPE,
@@ -246,7 +254,7 @@ from gausynth_engine._stage import StageContext
 from gausynth_engine.stages import splat
 layout = RunLayout(Path(sys.argv[1]))
 preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false"])
-small = dataclasses.replace(preset.splat, iterations=24, eval_at=(), test_every=4, checkpoint_every=10)
+small = dataclasses.replace(preset.splat, iterations=20, eval_at=(), test_every=4, checkpoint_every=10)
 preset = dataclasses.replace(preset, splat=small)
 def emit(e):
     print(json.dumps(e), flush=True)
@@ -283,30 +291,24 @@ def test_kill9_mid_training_resumes_from_the_checkpoint_and_a_damaged_one_is_sai
             break
     first.wait(timeout=60)
     assert first.returncode == -signal.SIGKILL
-    checkpoint = layout.meta / "checkpoints" / "orig" / "last.pt"
-    assert checkpoint.exists()
+    work = layout.meta / "checkpoints" / "orig"
+    assert (work / "last.pt").exists()
+    shutil.copytree(work, tmp_path / "work-at-10")  # the same kill, once more, for the damage below
     shutil.rmtree(layout.staging, ignore_errors=True)
     again = train_process(layout)
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
-    record = json.loads(out.strip().splitlines()[-1])
-    assert record["resumed_from"] == 10
+    assert json.loads(out.strip().splitlines()[-1])["resumed_from"] == 10
 
     # A damaged checkpoint costs the resume, and the log says so.
     shutil.rmtree(layout.staging, ignore_errors=True)
+    shutil.copytree(tmp_path / "work-at-10", work)
+    (work / "last.pt").write_bytes((work / "last.pt").read_bytes()[:100])
     third = train_process(layout)
-    for line in third.stdout:
-        if json.loads(line).get("message") == "checkpoint at step 10":
-            third.kill()
-            break
-    third.wait(timeout=60)
-    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
-    shutil.rmtree(layout.staging, ignore_errors=True)
-    fourth = train_process(layout)
-    out, err = fourth.communicate(timeout=600)
-    assert fourth.returncode == 0, err
+    out, err = third.communicate(timeout=600)
+    assert third.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["resumed_from"] == 0
-    assert f"checkpoint {checkpoint} unreadable:" in err and "starting from step 0" in err
+    assert f"checkpoint {work / 'last.pt'} unreadable:" in err and "starting from step 0" in err
 
 
 # --- a full disk -----------------------------------------------------------------------------------
@@ -328,7 +330,7 @@ def small_disk(tmp_path: Path):
 def test_a_full_disk_fails_in_one_line_and_a_rerun_after_freeing_space_completes(
         tmp_path, clip, small_disk, capsys):
     os.chdir(tmp_path)
-    args = [*run_args(clip, frames=40), "--outputs-root", str(small_disk)]
+    args = [*run_args(clip, big=True), "--outputs-root", str(small_disk)]
     capsys.readouterr()
     assert cli(args) == 1
     captured = capsys.readouterr()
@@ -354,7 +356,7 @@ def test_a_full_disk_fails_in_one_line_and_a_rerun_after_freeing_space_completes
     filler.unlink()
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     assert cli(args) == 0
-    assert len(list(layout.filtered_frames_sd.iterdir())) == 40
+    assert len(list(layout.filtered_frames_sd.iterdir())) == FRAMES
     assert read_manifest(layout, "preprocess") is not None
 
 
@@ -429,7 +431,7 @@ def test_a_foreign_hosts_lock_is_never_signalled_and_the_truth_is_told(tmp_path,
         assert cli(["cancel", str(layout.root)]) == 1
         assert "on host elsewhere" in capsys.readouterr().err
         assert stranger.poll() is None  # not signalled
-        rerun_completes(layout, clip, tmp_path, capsys)  # nobody holds the flock: the rerun may go
+        rerun_completes(layout, run_args(clip), tmp_path, capsys)  # nobody holds the flock: the rerun may go
         assert stranger.poll() is None
     finally:
         stranger.kill()
@@ -549,7 +551,7 @@ def test_the_plan_is_made_under_the_lock(tmp_path, clip, finished, capsys):
 
     preset = resolve_paths(parse_preset("", "test", [f"run.input={clip}", "run.directory=victim",
                                                       "run.pipeline='original'", "preprocess.num_frames=12",
-                                                      "preprocess.colmap_size=1024", "preprocess.sd_size=768"]))
+                                                      "preprocess.colmap_size=64", "preprocess.sd_size=64"]))
     calls = []
 
     def plan():
@@ -590,9 +592,9 @@ def test_a_run_starts_by_clearing_what_dead_runs_left_in_staging(finished, clip,
 
 
 
-def test_a_normal_cancel_is_marked_expected_in_the_stage_log(tmp_path, clip, capsys):
+def test_a_normal_cancel_is_marked_expected_in_the_stage_log(tmp_path, slow_args, capsys):
     """COLMAP's glog dumps '*** Aborted … stack trace' on SIGTERM: the log says that is expected."""
-    proc = start(run_args(clip), tmp_path)
+    proc = start(slow_args, tmp_path)
     layout = victim(tmp_path)
     wait_for(lambda: event(layout, "progress", "preprocess"), "the worker's first progress", proc)
     assert cli(["cancel", str(layout.root)]) == 0
