@@ -431,6 +431,19 @@ def test_a_foreign_hosts_lock_is_never_signalled_and_the_truth_is_told(tmp_path,
         assert cli(["cancel", str(layout.root)]) == 1
         assert "on host elsewhere" in capsys.readouterr().err
         assert stranger.poll() is None  # not signalled
+        # Where the disk is shared and the flock held (here by this test), cancel refuses too.
+        import fcntl
+
+        fd = os.open(layout.lock, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            layout.journal.rename(layout.journal.with_suffix(".aside"))
+            assert cli(["cancel", str(layout.root)]) == 1
+            assert f"run by process {stranger.pid} on host elsewhere" in capsys.readouterr().err
+            assert stranger.poll() is None
+        finally:
+            os.close(fd)
+            layout.journal.with_suffix(".aside").rename(layout.journal)
         rerun_completes(layout, run_args(clip), tmp_path, capsys)  # nobody holds the flock: the rerun may go
         assert stranger.poll() is None
     finally:
