@@ -118,6 +118,7 @@ def assert_nothing_marked_done(layout: RunLayout) -> None:
 
 
 # --- kill -9 of the worker and of the orchestrator ------------------------------------------------
+@pytest.mark.slow
 def test_kill9_of_the_worker_fails_the_stage_truthfully(tmp_path, slow_args, capsys):
     proc = start(slow_args, tmp_path)
     layout = victim(tmp_path)
@@ -131,6 +132,7 @@ def test_kill9_of_the_worker_fails_the_stage_truthfully(tmp_path, slow_args, cap
     rerun_completes(layout, slow_args, tmp_path, capsys)
 
 
+@pytest.mark.slow
 def test_kill9_of_the_orchestrator_while_its_worker_runs(tmp_path, slow_args, capsys):
     proc = start(slow_args, tmp_path)
     layout = victim(tmp_path)
@@ -147,6 +149,7 @@ def test_kill9_of_the_orchestrator_while_its_worker_runs(tmp_path, slow_args, ca
     rerun_completes(layout, slow_args, tmp_path, capsys)
 
 
+@pytest.mark.slow
 def test_an_orphan_worker_keeps_the_folder_until_cancelled(tmp_path, slow_args, capsys):
     """The attack's race: a rerun started a second worker beside a dead run's live orphan."""
     proc = start(slow_args, tmp_path)
@@ -327,6 +330,7 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_in_one_line_and_a_rerun_after_freeing_space_completes(
         tmp_path, clip, small_disk, capsys):
     os.chdir(tmp_path)
