@@ -110,7 +110,7 @@ def render_status(view: RunView, order: list[str]) -> str:
         if s is None:
             continue
         detail = s.reason
-        if s.state == "running":
+        if s.state == "running" and view.status == "running":
             detail = f"{s.value:g}/{s.total:g} {s.unit}  ETA {human_seconds(s.eta)}"
         elif s.state == "failed":
             detail = s.error

@@ -26,6 +26,10 @@ class RunStarted(Event):
     pid: int
     preset: str  # the preset file the run was started from
     command: str  # what was asked: "run", "run --only sfm", ...
+    # Who the orchestrator is, beyond its pid (so that a reused pid is never mistaken for it).
+    start: str | None = None  # process start time, clock ticks since boot
+    host: str = ""
+    boot: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class StageStarted(Event):
     pid: int  # the worker; also its process group
     fingerprint: str
     log: str  # the stage's log file
+    start: str | None = None  # the worker's start time (see RunStarted)
+    host: str = ""
+    boot: str = ""
 
 
 @dataclass(frozen=True)

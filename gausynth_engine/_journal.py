@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+import types
+import typing
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from ._events import (
+    EVENT_TYPES,
     Artifact,
     Event,
     Log,
@@ -26,6 +31,7 @@ from ._events import (
     Telemetry,
     event_from_dict,
 )
+from ._lock import ProcessId, probe
 
 
 class JournalWriter:
@@ -37,8 +43,11 @@ class JournalWriter:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
 
     def write(self, event: Event) -> None:
-        self._file.write(event.to_json() + "\n")
-        self._file.flush()
+        try:
+            self._file.write(event.to_json() + "\n")
+            self._file.flush()
+        except OSError as e:  # name the journal: a full disk's error carries no path here
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
 
     def close(self) -> None:
         self._file.close()
@@ -50,14 +59,16 @@ class JournalReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offset = 0
+        self._line = 0
         self._partial = b""
+        self.skipped: list[str] = []  # one warning per line that was not a valid event
 
     def read_new(self) -> list[Event]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
                 chunk = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
             return []
         self._offset += len(chunk)
         data = self._partial + chunk
@@ -65,15 +76,60 @@ class JournalReader:
         self._partial = lines.pop()  # an unfinished last line waits for its end
         events = []
         for line in lines:
+            self._line += 1
             if not line.strip():
                 continue
-            try:
-                event = event_from_dict(json.loads(line))
-            except (ValueError, TypeError):
-                continue  # a torn or foreign line is not worth stopping a viewer for
-            if event is not None:
+            event, why = parse_event(line)
+            if why:  # a torn or damaged line is not worth stopping a viewer for: say it, go on
+                self.skipped.append(f"{self.path}:{self._line}: skipped ({why})")
+            elif event is not None:
                 events.append(event)
         return events
+
+
+def parse_event(line: bytes | str) -> tuple[Event | None, str]:
+    """Gives (event, "") for a well-formed journal line, (None, "") for an unknown type, or
+    (None, why) for a line that is not JSON or whose fields have the wrong types."""
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None, "not JSON"
+    if not isinstance(data, dict):
+        return None, "not a JSON object"
+    cls = EVENT_TYPES.get(data.get("type", "")) if isinstance(data.get("type"), str) else None
+    if cls is None:
+        return None, "" if isinstance(data.get("type"), str) else "no event type"
+    for name, hint in _hints(cls).items():
+        if name in data and not _fits(data[name], hint):
+            return None, f"{cls.type}.{name} = {data[name]!r} is not {_hint_name(hint)}"
+    try:
+        return event_from_dict(data), ""
+    except TypeError as e:
+        return None, f"{cls.type}: {e}"
+
+
+@cache
+def _hints(cls: type) -> dict[str, object]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _fits(value: object, hint: object) -> bool:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _hint_name(hint: object) -> str:
+    return getattr(hint, "__name__", str(hint))
 
 
 def read_journal(path: Path) -> list[Event]:
@@ -81,8 +137,12 @@ def read_journal(path: Path) -> list[Event]:
     return JournalReader(path).read_new()
 
 
-def follow_journal(path: Path, poll: float = 0.2, stop_when_finished: bool = True) -> Iterator[Event]:
-    """Yields the journal's events, then new ones as they come (like `tail -f`)."""
+def follow_journal(path: Path, poll: float = 0.2, stop_when_finished: bool = True,
+                   alive: Callable[[], bool] | None = None) -> Iterator[Event]:
+    """Yields the journal's events, then new ones as they come (like `tail -f`).
+
+    With `alive`, it also ends once the writer is gone (checked when nothing new came).
+    """
     reader = JournalReader(path)
     while True:
         events = reader.read_new()
@@ -90,6 +150,9 @@ def follow_journal(path: Path, poll: float = 0.2, stop_when_finished: bool = Tru
         if stop_when_finished and events and isinstance(events[-1], RunFinished):
             return
         if not events:
+            if alive is not None and not alive():
+                yield from reader.read_new()  # what it wrote just before it went
+                return
             time.sleep(poll)
 
 
@@ -109,6 +172,8 @@ class StageView:
     started: float | None = None
     ended: float | None = None
     pid: int | None = None
+    proc: ProcessId | None = None  # the worker, as its start event named it
+    fingerprint: str = ""
     error: str = ""
     detail: str = ""
     log_file: str = ""
@@ -153,6 +218,9 @@ class RunView:
     last_event: float | None = None
     telemetry: deque[Telemetry] = field(default_factory=lambda: deque(maxlen=240))
     events: int = 0
+    orchestrator: ProcessId | None = None
+    note: str = ""  # what liveness or the manifests added to the journal's story
+    warnings: list[str] = field(default_factory=list)  # journal lines that were skipped
 
     def stage(self, stage_id: str) -> StageView:
         if stage_id not in self.stages:
@@ -166,6 +234,8 @@ class RunView:
         if isinstance(e, RunStarted):
             self.status, self.pid, self.preset, self.command, self.started = (
                 "running", e.pid, e.preset, e.command, e.t)
+            self.orchestrator = ProcessId(e.pid, e.start, e.host, e.boot) if e.host else None
+            self.note = ""
         elif isinstance(e, StagePlanned):
             s = self.stage(e.stage)
             if e.action == "out" and s.state in ("done", "skipped"):
@@ -176,6 +246,8 @@ class RunView:
         elif isinstance(e, StageStarted):
             s = self.stage(e.stage)
             s.state, s.started, s.ended, s.pid, s.log_file = "running", e.t, None, e.pid, e.log
+            s.proc = ProcessId(e.pid, e.start, e.host, e.boot) if e.host else None
+            s.fingerprint = e.fingerprint
             s.error, s.detail, s.value, s.total = "", "", 0.0, 0.0
             s._rate_window.clear()
         elif isinstance(e, Progress):
@@ -208,12 +280,65 @@ class RunView:
 
     @classmethod
     def from_journal(cls, path: Path) -> RunView:
+        """Gives a run's state from its journal, checked against liveness and the manifests."""
         view = cls()
-        for e in read_journal(path):
+        reader = JournalReader(path)
+        for e in reader.read_new():
             view.apply(e)
-        if view.status == "running" and view.pid and not pid_alive(view.pid):
-            view.status = "died"  # the orchestrator vanished without finishing (killed, rebooted)
+        view.warnings = reader.skipped
+        view.settle(Path(path).parent)
         return view
+
+    def settle(self, meta: Path) -> None:
+        """Corrects what the journal alone would claim: a dead writer, a lost journal.
+
+        `meta` is the run's `.gausynth` folder (its lock and manifests)."""
+        if self.status == "running":
+            orchestrator = self.orchestrator
+            alive = (orchestrator.alive() if orchestrator is not None
+                     else (pid_alive(self.pid) if self.pid else False))
+            if alive is False:
+                self.status = "died"  # killed, rebooted: it never wrote run_finished
+            elif alive is None and not probe(meta / "lock").held and not (meta / "lock").exists():
+                self.status = "died"
+            elif alive is None and orchestrator is not None:
+                self.note = f"runs on host {orchestrator.host}; its liveness cannot be checked here"
+        if self.status == "died":
+            orphans = []
+            for s in self.stages.values():
+                if s.state != "running":
+                    continue
+                if s.proc is not None and s.proc.alive():
+                    orphans.append(s)
+                    s.reason = (f"orphan worker {s.pid} of the dead run, still running; "
+                                "`gausynth cancel` stops it")
+                elif s.fingerprint and _manifest_fingerprint(meta, s.id) == s.fingerprint:
+                    # Its outputs were placed and recorded; the run died before saying so.
+                    s.state, s.reason = "done", "done (its manifest was written just before the run died)"
+                else:
+                    s.state, s.error = "failed", "interrupted: its run died while it ran (nothing was kept)"
+                    s.ended = s.ended or self.last_event
+            self.note = (f"the run process {self.pid} died without finishing"
+                         + (f"; {len(orphans)} orphan worker(s) still run" if orphans else "")
+                         + "; a plain `gausynth run` resumes it")
+        if self.events == 0:
+            done = sorted((meta / "manifests").glob("*.json")) if (meta / "manifests").is_dir() else []
+            if done:
+                for m in done:
+                    s = self.stage(m.stem)
+                    s.state = "done"
+                    s.reason = "done (says its manifest; the journal is gone)"
+                self.status = "running" if probe(meta / "lock").held else "stopped"
+                self.note = (f"no journal at {meta / 'events.jsonl'}; the states come from "
+                             f"{len(done)} manifest(s)")
+
+
+def _manifest_fingerprint(meta: Path, stage_id: str) -> str | None:
+    try:
+        data = json.loads((meta / "manifests" / f"{stage_id}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("fingerprint") if isinstance(data, dict) else None
 
 
 def pid_alive(pid: int) -> bool:

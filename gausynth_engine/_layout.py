@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,31 @@ def check_run_name(name: str) -> str:
     if not RUN_NAME.match(name):
         raise LayoutError(f"run.directory = {name!r} — {RUN_NAME_RULE}")
     return name
+
+
+OUTPUTS_ROOT_ENV = "GAUSYNTH_OUTPUTS_ROOT"
+
+
+def default_outputs_root() -> Path:
+    """Gives where runs live when nothing names a folder: $GAUSYNTH_OUTPUTS_ROOT, else the user's
+    data folder `$XDG_DATA_HOME/gausynth/runs` (`~/.local/share/gausynth/runs`). Absolute."""
+    env = os.environ.get(OUTPUTS_ROOT_ENV, "").strip()
+    if env:
+        return Path(env).expanduser().absolute()
+    data = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path("~/.local/share").expanduser())
+    return (Path(data) / "gausynth" / "runs").absolute()
+
+
+def resolve_outputs_root(flag: str | None = None, preset_value: str = "") -> Path:
+    """Gives the absolute outputs root, the same way for the CLI and the app.
+
+    In order: `--outputs-root`; the preset's `run.outputs_root` (a relative one is taken from
+    the current folder, like `run.input`); then `default_outputs_root()`.
+    """
+    chosen = flag or preset_value
+    if chosen:
+        return Path(chosen).expanduser().absolute()
+    return default_outputs_root()
 
 
 @dataclass(frozen=True)

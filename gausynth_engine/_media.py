@@ -99,17 +99,37 @@ def read_frames(info: InputInfo, indices: Iterable[int]) -> Iterator[tuple[int, 
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Gives an image as RGB uint8 [H, W, 3], or RGBA [H, W, 4] when the file has alpha."""
+    """Gives an image as RGB uint8 [H, W, 3], or RGBA [H, W, 4] when the file has alpha.
+
+    8- and 16-bit, grey, grey+alpha, colour and colour+alpha files are all converted; anything
+    else (or a file that is not an image) raises a StageError naming the file.
+    """
     import cv2
     import numpy as np
 
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:
+        raise StageError(f"{path}: not a readable image ({str(e).strip().splitlines()[-1]})") from None
     if data is None:
-        raise StageError(f"{path}: not a readable image")
+        what = "a folder, not an image" if Path(path).is_dir() else "not a readable image"
+        raise StageError(f"{path}: {what}")
+    if data.dtype == np.uint16:
+        data = (data >> 8).astype(np.uint8)  # the high byte: exact for 8-bit data stored as 16
+    elif data.dtype in (np.float32, np.float64):
+        data = (np.clip(np.nan_to_num(data), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif data.dtype != np.uint8:
+        raise StageError(f"{path}: {data.dtype} pixels are not supported; accepted: 8- or 16-bit "
+                         "integer or float images")
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[..., 0]
     if data.ndim == 2:
         return cv2.cvtColor(data, cv2.COLOR_GRAY2RGB)
-    if data.dtype != np.uint8:
-        data = (data / 257).astype(np.uint8) if data.dtype == np.uint16 else data.astype(np.uint8)
+    if data.ndim != 3 or data.shape[2] not in (2, 3, 4):
+        raise StageError(f"{path}: an image of shape {data.shape} is not supported; accepted: grey, "
+                         "RGB or RGBA")
+    if data.shape[2] == 2:  # grey + alpha
+        return np.dstack([data[..., 0]] * 3 + [data[..., 1]])
     code = cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB
     return cv2.cvtColor(data, code)
 
@@ -122,7 +142,11 @@ def write_image(path: Path, image: np.ndarray) -> None:
     code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(image), code)):
-        raise StageError(f"{path}: could not write the image (disk full or not writable?)")
+        from ._errors import disk_nearly_full
+
+        if disk_nearly_full(Path(path).parent):
+            raise StageError(f"disk full while writing {path}; free some space and rerun")
+        raise StageError(f"{path}: could not write the image (not writable?)")
 
 
 def frame_name(index: int, count: int, suffix: str = ".png") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._errors import disk_nearly_full, os_error_line
 from ._events import (
     Artifact,
     Event,
@@ -29,8 +31,8 @@ from ._events import (
 )
 from ._journal import JournalWriter
 from ._layout import SHARED_FOLDERS, RunLayout
-from ._lock import RunLock
-from ._plan import Plan, StagePlan, write_json_atomic
+from ._lock import HOST, ProcessId, RunLock
+from ._plan import Plan, StagePlan, output_files, read_manifest, write_json_atomic
 from ._preset import Preset
 from ._telemetry import GpuSampler
 
@@ -59,35 +61,66 @@ class Orchestrator:
         self.cancelled = False
         self._current: asyncio.subprocess.Process | None = None
         self._journal: JournalWriter | None = None
+        self._lock_fd: int | None = None
 
     # --- public -----------------------------------------------------------------------------
-    def run(self, plan: Plan) -> str:
-        """Runs the plan to the end; gives "done", "failed" or "cancelled"."""
+    def run(self, plan: Plan | Callable[[], Plan]) -> str:
+        """Runs the plan to the end; gives "done", "failed" or "cancelled".
+
+        Given a function, the plan is made once the run lock is held, so that no other run can
+        change the folder between planning and running (what the CLI does).
+        """
         return asyncio.run(self.run_async(plan))
 
-    async def run_async(self, plan: Plan) -> str:
+    async def run_async(self, plan: Plan | Callable[[], Plan]) -> str:
         lock = RunLock(self.layout.lock)
-        lock.acquire()
+        created = not self.layout.meta.exists()
+        try:
+            lock.acquire()
+            self._lock_fd = lock.fd
+            if callable(plan):
+                plan = plan()
+            clean_staging(self.layout)
+        except BaseException:
+            lock.release()
+            if created:  # a refused plan leaves no phantom run folder behind
+                for folder in (self.layout.meta, self.layout.root):
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
+            raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.cancel)
         # A dropped SSH link must not end the run: the console simply goes away.
         previous_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
         started = time.time()
-        self._journal = JournalWriter(self.layout.journal)
         try:
+            self._journal = JournalWriter(self.layout.journal)
             write_snapshot(self.layout, self.preset)
-            self._emit(RunStarted(pid=os.getpid(), preset=self.preset_source, command=self.command))
+            me = ProcessId.of(os.getpid())
+            self._emit(RunStarted(pid=me.pid, preset=self.preset_source, command=self.command,
+                                  start=me.start, host=me.host, boot=me.boot))
+            self._prune(plan.to_run[0].stage.id if plan.to_run else None)
             for step in plan.steps:
                 self._emit(StagePlanned(stage=step.stage.id, action=step.action, reason=step.reason))
-            status = await self._run_steps(plan)
+            try:
+                status = await self._run_steps(plan)
+            except BaseException:
+                try:  # say that it ended, if the journal can still take a line
+                    self._emit(RunFinished(status="failed", seconds=round(time.time() - started, 3)))
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    pass
+                raise
             self._emit(RunFinished(status=status, seconds=round(time.time() - started, 3)))
             return status
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             signal.signal(signal.SIGHUP, previous_hup)
-            self._journal.close()
+            if self._journal is not None:
+                self._journal.close()
             lock.release()
 
     def cancel(self) -> None:
@@ -127,13 +160,18 @@ class Orchestrator:
     async def _run_stage(self, step: StagePlan) -> str:
         sid = step.stage.id
         layout = self.layout
-        # Nothing half-made may look complete: the old manifest goes before any work starts.
-        layout.manifest(sid).unlink(missing_ok=True)
         staging = layout.staging_for(sid).root
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        layout.logs.mkdir(parents=True, exist_ok=True)
         log_path = layout.log_file(sid)
+        try:
+            # Nothing half-made may look complete: the old manifest goes before any work starts.
+            layout.manifest(sid).unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            layout.logs.mkdir(parents=True, exist_ok=True)
+            open(log_path, "ab").close()
+        except OSError as e:
+            self._emit(StageFailed(stage=sid, error=os_error_line(e, "preparing the stage")))
+            return "failed"
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, GAUSYNTH_EVENT_FD=str(write_fd), PYTHONUNBUFFERED="1")
         env.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -141,14 +179,18 @@ class Orchestrator:
         with open(log_path, "ab") as log:
             log.write(f"\n=== {sid} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
             log.flush()
+            # The worker inherits the run lock: if this process is killed, the orphan worker
+            # still holds the folder and no rerun can start a second worker beside it.
+            fds = (write_fd,) if self._lock_fd is None else (write_fd, self._lock_fd)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gausynth_engine.worker", str(layout.root), sid,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(write_fd,), start_new_session=True, env=env)
+                pass_fds=fds, start_new_session=True, env=env)
         os.close(write_fd)
         self._current = proc
+        who = ProcessId.of(proc.pid)
         self._emit(StageStarted(stage=sid, pid=proc.pid, fingerprint=step.fingerprint,
-                                log=str(log_path)))
+                                log=str(log_path), start=who.start, host=HOST, boot=who.boot))
         telemetry = asyncio.create_task(self._sample_gpu(proc))
         result: dict[str, Any] = {}
         try:
@@ -157,13 +199,18 @@ class Orchestrator:
         finally:
             telemetry.cancel()
             self._current = None
+            # Whatever the worker left behind in its group (helpers) must not outlive it.
+            _kill_group(proc.pid, signal.SIGKILL)
         if self.cancelled:
             shutil.rmtree(staging, ignore_errors=True)
+            _note_in_log(log_path, f"=== {sid} cancelled on request (SIGTERM to its process group); "
+                         "a '*** Aborted' / 'SIGTERM received' dump just above is COLMAP's glog "
+                         "answering that signal, not a crash ===")
             self._emit(StageCancelled(stage=sid))
             return "cancelled"
         if code != 0 or result.get("type") != "done":
             shutil.rmtree(staging, ignore_errors=True)
-            error = result.get("error") or _exit_text(code, log_path)
+            error = result.get("error") or _exit_text(code, log_path, layout.root)
             self._emit(StageFailed(stage=sid, error=error, detail=result.get("detail", "")))
             return "failed"
         try:
@@ -171,18 +218,29 @@ class Orchestrator:
             write_json_atomic(layout.manifest(sid), {
                 "stage": sid, "version": step.stage.version, "fingerprint": step.fingerprint,
                 "params": step.params, "inputs": step.inputs, "outputs": outputs,
+                "files": output_files(layout, outputs),
                 "started": started, "seconds": round(time.time() - started, 3),
                 "peak_vram": result.get("peak_vram"), "peak_rss": result.get("peak_rss"),
                 "device": result.get("device"), "record": result.get("record", {}),
             })
         except OSError as e:
-            self._emit(StageFailed(stage=sid, error=f"could not move the outputs into place: {e}"))
+            layout.manifest(sid).unlink(missing_ok=True)
+            self._emit(StageFailed(stage=sid, error="could not move the outputs into place: "
+                                   + os_error_line(e)))
             return "failed"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        self._prune(sid)
         self._emit(StageDone(stage=sid, seconds=round(time.time() - started, 3),
                              peak_vram=result.get("peak_vram"), peak_rss=result.get("peak_rss")))
         return "done"
+
+    def _prune(self, sid: str | None) -> None:
+        keep = self.preset.run.keep_trainings
+        for name in prune_trainings(self.layout, keep):
+            if sid is not None:
+                self._emit(Log(stage=sid, message=f"removed the old training gs/{name} "
+                               f"(run.keep_trainings = {keep})"))
 
     async def _read_events(self, sid: str, fd: int, result: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -228,12 +286,87 @@ def _worker_event(sid: str, msg: dict[str, Any]) -> Event | None:
     return None
 
 
-def _exit_text(code: int, log_path: Path) -> str:
+def _exit_text(code: int, log_path: Path, root: Path | None = None) -> str:
+    # A C++ library that cannot write (COLMAP's glog CHECKs) aborts: a full disk reads as SIGABRT.
+    if root is not None and (disk_nearly_full(root) or "No space left on device" in _tail(log_path)):
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        return f"{root}: the disk is full (the worker {how}); free some space and rerun; see {log_path}"
     if code < 0:
         name = signal.Signals(-code).name
         hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -code == 9 else ""
         return f"the worker was killed by {name}{hint}; see {log_path}"
     return f"the worker exited with code {code} without reporting; see {log_path}"
+
+
+def _tail(path: Path, size: int = 16384) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _note_in_log(path: Path, line: str) -> None:
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
+
+
+def clean_staging(layout: RunLayout) -> None:
+    """Removes what dead runs left in staging (half-staged stages, `.trash-*` of a killed rename).
+
+    Called with the run lock held: no live process of this run folder writes there then."""
+    if not layout.staging.is_dir():
+        return
+    for entry in layout.staging.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+TRAINING = re.compile(r"^(reim|orig)_(\d+)-(\d{8}-\d{6})$")
+
+
+def prune_trainings(layout: RunLayout, keep: int) -> list[str]:
+    """Removes all but the newest `keep` trainings of each variant under gs/; gives their names.
+
+    A training a stage's manifest names (the one in use) is never removed, and counts as kept.
+    """
+    if not layout.gs.is_dir():
+        return []
+    in_use: set[str] = set()
+    for sid in ("splat_reim", "splat_orig"):
+        manifest = read_manifest(layout, sid) or {}
+        for out in manifest.get("outputs", []):
+            parts = Path(str(out)).parts
+            if len(parts) == 2 and parts[0] == "gs":
+                in_use.add(parts[1])
+        folder = (manifest.get("record") or {}).get("folder")
+        if isinstance(folder, str):
+            in_use.add(Path(folder).name)
+    by_variant: dict[str, list[Path]] = {}
+    for entry in layout.gs.iterdir():
+        m = TRAINING.match(entry.name)
+        if m and entry.is_dir():
+            by_variant.setdefault(m.group(1), []).append(entry)
+    removed = []
+    for entries in by_variant.values():
+        entries.sort(key=lambda p: (TRAINING.match(p.name).group(3), p.stat().st_mtime_ns),
+                     reverse=True)
+        kept = [p for p in entries if p.name in in_use]
+        for p in entries:
+            if p.name in in_use:
+                continue
+            if len(kept) < keep:
+                kept.append(p)
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    return removed
 
 
 def _kill_group(pid: int, sig: int) -> None:

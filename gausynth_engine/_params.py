@@ -7,6 +7,7 @@ declaration feeds validation, the TUI's form and the README's preset table.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,8 @@ def coerce(info: FieldInfo, value: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, f"expected {spec.accepted(float)}"
         value = float(value)
+        if not math.isfinite(value):  # TOML allows nan and inf; no field means either
+            return None, f"not a finite number; accepted: {spec.accepted(float)}"
     elif kind is str:
         if not isinstance(value, str):
             return None, f"expected {spec.accepted(str)}"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ._layout import RunLayout
-from ._media import IMAGE_SUFFIXES
+from ._media import list_images
 from ._params import section_fields
 from ._preset import Preset
 from ._stage import Stage
@@ -56,9 +56,68 @@ class PlanError(ValueError):
 def read_manifest(layout: RunLayout, stage_id: str) -> dict[str, Any] | None:
     """Gives the manifest a finished stage left, or None when it has not finished."""
     try:
-        return json.loads(layout.manifest(stage_id).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+        data = json.loads(layout.manifest(stage_id).read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, ValueError, UnicodeDecodeError):
         return None
+    return data if isinstance(data, dict) and isinstance(data.get("fingerprint"), str) else None
+
+
+def output_files(layout: RunLayout, outputs: list[str]) -> dict[str, list[int]]:
+    """Gives {path: [size, mtime_ns]} of every file under a stage's placed outputs.
+
+    The stamp is cheap (no hashing): a replaced, truncated or rewritten file changes its size or
+    its modification time; a rename keeps both, so files renamed into place keep their stamp.
+    """
+    files: dict[str, list[int]] = {}
+    for out in outputs:
+        top = layout.root / out
+        paths = [top] if not top.is_dir() else sorted(p for p in top.rglob("*") if not p.is_dir())
+        for p in paths:
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                continue
+            files[str(p.relative_to(layout.root))] = [st.st_size, st.st_mtime_ns]
+    return files
+
+
+def refresh_files(layout: RunLayout, stage_id: str) -> None:
+    """Re-stamps a finished stage's output files after a sanctioned change (`gausynth choose`)."""
+    manifest = read_manifest(layout, stage_id)
+    if manifest is not None and "files" in manifest:
+        manifest["files"] = output_files(layout, [str(o) for o in manifest.get("outputs", [])])
+        write_json_atomic(layout.manifest(stage_id), manifest)
+
+
+def changed_output(layout: RunLayout, manifest: dict[str, Any],
+                   others: dict[str, list[int]] | None = None) -> str | None:
+    """Gives why a finished stage's outputs no longer match its manifest, or None when they do.
+
+    `others` maps the files other stages' manifests record to their stamps: a file two stages
+    write (metrics.json, gs/compare.md) that the later one rewrote is not a change by hand.
+    """
+    others = others or {}
+    outputs = [str(o) for o in manifest.get("outputs", [])]
+    gone = [o for o in outputs if not (layout.root / o).exists()]
+    if gone:
+        return f"output {gone[0]} is missing"
+    recorded = manifest.get("files")
+    if not isinstance(recorded, dict):
+        return None  # a manifest from before file lists: existence is all it can tell
+    now = output_files(layout, outputs)
+    for path, stamp in recorded.items():
+        if path not in now:
+            return f"output file {path} is missing"
+        if others.get(path) == now[path]:
+            continue
+        if list(stamp)[:1] != now[path][:1]:
+            return f"output file {path} changed size ({stamp[0]} → {now[path][0]} bytes)"
+        if list(stamp) != now[path]:
+            return f"output file {path} was modified"
+    extra = sorted(p for p in set(now) - set(recorded) if others.get(p) != now[p])
+    if extra:
+        return f"output file {extra[0]} was added by hand"
+    return None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -71,9 +130,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def read_choices(layout: RunLayout) -> dict[str, int]:
     try:
-        return json.loads(layout.choices.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+        data = json.loads(layout.choices.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, ValueError, UnicodeDecodeError):
         return {}
+    return {k: v for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
 
 
 # --- fingerprints -----------------------------------------------------------------------------
@@ -94,24 +154,29 @@ def fingerprint(stage: Stage, params: dict[str, Any], inputs: dict[str, str]) ->
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def input_fingerprint(path: Path, cache_file: Path | None = None) -> str:
-    """Gives the content hash of a video file or an image folder (cached by size and mtime)."""
+def input_fingerprint(path: Path, cache_file: Path | None = None, *, write: bool = True) -> str:
+    """Gives the content hash of a video file or an image folder (cached by size and mtime).
+
+    The cache is only read unless `write` (a dry run writes nothing)."""
     path = Path(path).absolute()
     cache: dict[str, Any] = {}
     if cache_file is not None:
         try:
             cache = json.loads(cache_file.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, NotADirectoryError, ValueError, UnicodeDecodeError):
             cache = {}
+        if not isinstance(cache, dict):
+            cache = {}
+    before = dict(cache)
     if not path.exists():
         return "missing:" + str(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        parts = [f"{p.name}={_file_hash(p, cache)}" for p in files]
+        # The same files the preprocess stage reads: a sub-folder named like an image is not one.
+        parts = [f"{p.name}={_file_hash(p, cache)}" for p in sorted(list_images(path))]
         digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
     else:
         digest = _file_hash(path, cache)
-    if cache_file is not None and cache:
+    if cache_file is not None and write and cache != before and cache_file.parent.is_dir():
         write_json_atomic(cache_file, cache)
     return digest
 
@@ -119,21 +184,30 @@ def input_fingerprint(path: Path, cache_file: Path | None = None) -> str:
 def _file_hash(path: Path, cache: dict[str, Any]) -> str:
     st = path.stat()
     key = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-    hit = cache.get(str(path))
-    if hit and hit[0] == key:
+    hit = cache.get(str(path)) or _HASHED.get(str(path))
+    if isinstance(hit, list) and len(hit) == 2 and hit[0] == key:
+        cache[str(path)] = hit
         return hit[1]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
-    cache[str(path)] = [key, h.hexdigest()[:20]]
+    cache[str(path)] = _HASHED[str(path)] = [key, h.hexdigest()[:20]]
     return cache[str(path)][1]
+
+
+# Hashes made in this process (a dry run or a refused plan does not write the cache file).
+_HASHED: dict[str, list[str]] = {}
 
 
 # --- planning ---------------------------------------------------------------------------------
 def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
-              until: str | None = None, only: str | None = None, force: bool = False) -> Plan:
-    """Gives the plan for a run folder: every stage with its action and the reason."""
+              until: str | None = None, only: str | None = None, force: bool = False,
+              write_cache: bool = True) -> Plan:
+    """Gives the plan for a run folder: every stage with its action and the reason.
+
+    It writes nothing but the input-hash cache, and that only with `write_cache` into an
+    existing run folder (a dry run passes False)."""
     order = [s.id for s in STAGES]
     for name, value in (("--from", start), ("--until", until), ("--only", only)):
         if value is not None and value not in BY_ID:
@@ -143,6 +217,7 @@ def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
     check_input_count(preset)
     check_same_input(preset, layout, force)
     choices = read_choices(layout)
+    recorded_files = _all_recorded_files(layout)
     input_hash: str | None = None
     steps: dict[str, StagePlan] = {}
     for idx, stage in enumerate(STAGES):
@@ -154,7 +229,8 @@ def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
         inputs: dict[str, str] = {}
         if not stage.after:
             if input_hash is None:
-                input_hash = input_fingerprint(preset.input_path, layout.input_hashes)
+                input_hash = input_fingerprint(preset.input_path, layout.input_hashes,
+                                               write=write_cache)
             inputs["run.input"] = input_hash
         for up in stage.after:
             upstream = steps[up]
@@ -166,7 +242,7 @@ def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
                 if recorded is None:
                     fp = ""  # resolved below: this stage cannot run without it
                 else:
-                    fp = recorded["fingerprint"]
+                    fp = str(recorded["fingerprint"])
             inputs[up] = fp + (f"#choice={choices[up]}" if up in choices else "")
         fp = fingerprint(stage, params, inputs)
         manifest = read_manifest(layout, stage.id)
@@ -178,7 +254,9 @@ def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
         if missing:
             raise PlanError(f"stage {stage.id} needs {', '.join(missing)}, which has not run in "
                             f"{layout.root}; widen --from/--only")
-        reason = _stale_reason(stage, manifest, fp, params, inputs, steps, layout)
+        others = {p: st for sid, files in recorded_files.items() if sid != stage.id
+                  for p, st in files.items()}
+        reason = _stale_reason(stage, manifest, fp, params, inputs, steps, layout, others)
         if reason is None:
             if force:
                 steps[stage.id] = StagePlan(stage, "run", "forced", fp, params, inputs)
@@ -191,22 +269,22 @@ def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
 
 def _stale_reason(stage: Stage, manifest: dict[str, Any] | None, fp: str, params: dict[str, Any],
                   inputs: dict[str, str], steps: dict[str, StagePlan],
-                  layout: RunLayout) -> str | None:
+                  layout: RunLayout, others: dict[str, list[int]]) -> str | None:
     """Gives why a stage must run, or None when its outputs are current."""
     reruns = [up for up in inputs if up in steps and steps[up].action == "run"]
     if manifest is None:
         return "not run yet"
     upstream = f"upstream {', '.join(reruns)} reruns" if reruns else ""
     if not reruns and manifest.get("fingerprint") == fp:
-        gone = [o for o in manifest.get("outputs", []) if not (layout.root / o).exists()]
-        return f"output {gone[0]} is missing" if gone else None
-    why = [f"{p} {_show(manifest.get('params', {}).get(p))} → {_show(v)}"
-           for p, v in params.items() if manifest.get("params", {}).get(p) != v]
+        return changed_output(layout, manifest, others)
+    old_params = manifest.get("params") if isinstance(manifest.get("params"), dict) else {}
+    why = [f"{p} {_show(old_params.get(p))} → {_show(v)}"
+           for p, v in params.items() if old_params.get(p) != v]
     if manifest.get("version") != stage.version:
         why.append(f"implementation v{manifest.get('version')} → v{stage.version}")
     if upstream:  # its own changed fields first, then why its inputs will change
         return "; ".join([*why, upstream])
-    old_inputs = manifest.get("inputs", {})
+    old_inputs = manifest.get("inputs") if isinstance(manifest.get("inputs"), dict) else {}
     for up, f in inputs.items():
         if old_inputs.get(up) != f:
             if up == "run.input":
@@ -224,7 +302,7 @@ def check_input_count(preset: Preset) -> None:
     wanted = preset.preprocess.num_frames
     if not wanted or not path.is_dir() or BY_ID["preprocess"].off_reason(preset):
         return
-    count = sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    count = len(list_images(path))
     if count < wanted:
         raise PlanError(f"run.input = {path} holds {count} image(s), fewer than preprocess.num_frames = "
                         f"{wanted}; set preprocess.num_frames to at most {count}"
@@ -262,6 +340,14 @@ def check_same_input(preset: Preset, layout: RunLayout, force: bool) -> None:
         return
     raise PlanError(f"run folder {layout.root} holds the run of {previous}, not of {ours}; keep both with "
                     f"--set run.directory=NEW_NAME, or replace it with --force")
+
+def _all_recorded_files(layout: RunLayout) -> dict[str, dict[str, list[int]]]:
+    out = {}
+    for stage in STAGES:
+        files = (read_manifest(layout, stage.id) or {}).get("files")
+        if isinstance(files, dict):
+            out[stage.id] = {str(k): list(v) for k, v in files.items() if isinstance(v, list)}
+    return out
 
 
 def _show(value: Any) -> str:

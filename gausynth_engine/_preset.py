@@ -30,11 +30,15 @@ class RunParams:
     input: str = param("", "The turn-around: a video file or a folder of images (relative to the "
                        "current folder).")
     directory: str = param("default", "The run's folder name under outputs_root.")
-    outputs_root: str = param("demo_outputs_dir", "Where run folders live.")
+    outputs_root: str = param("", "Where run folders live (relative: from the current folder); "
+                              "empty = $GAUSYNTH_OUTPUTS_ROOT, else ~/.local/share/gausynth/runs. "
+                              "--outputs-root overrides it.")
     pipeline: str = param("reimagine", "reimagine: the whole pipeline; original: frames → SfM → 3DGS "
                           "of the original footage, no diffusion.", choices=("reimagine", "original"))
     device: str = param("auto", "Where GPU stages run; auto = CUDA when present.",
                         choices=("auto", "cuda", "cpu"))
+    keep_trainings: int = param(3, "3DGS trainings kept under gs/ per variant (newest first; the one "
+                                "in use is never removed).", min=1, max=1000)
 
 
 @dataclass(frozen=True)

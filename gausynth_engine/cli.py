@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 from ._console import ConsolePrinter, human_bytes, render_status
+from ._errors import os_error_line
 from ._journal import RunView, follow_journal, pid_alive
-from ._layout import LayoutError, RunLayout
-from ._lock import RunLock, RunLockedError, holder_alive
+from ._layout import OUTPUTS_ROOT_ENV, LayoutError, RunLayout, default_outputs_root, resolve_outputs_root
+from ._lock import RunLock, RunLockedError, probe
 from ._plan import PlanError, make_plan
 from ._preset import Preset, PresetError, load_preset, preset_table
 from ._result import result_card
@@ -46,30 +47,39 @@ def find_preset(name: str) -> Path:
     return bundled
 
 
-def resolve_paths(preset: Preset) -> Preset:
-    """Gives the preset with run.input and run.outputs_root made absolute (for the snapshot)."""
+def resolve_paths(preset: Preset, outputs_root: str | None = None) -> Preset:
+    """Gives the preset with run.input and run.outputs_root made absolute (for the snapshot).
+
+    The outputs root is `resolve_outputs_root`'s: `--outputs-root`, else the preset's, else
+    $GAUSYNTH_OUTPUTS_ROOT, else ~/.local/share/gausynth/runs (the app resolves it the same way).
+    """
     run = preset.run
     absolute = dataclasses.replace(
         run, input=str(Path(run.input).absolute()) if run.input else "",
-        outputs_root=str(Path(run.outputs_root).absolute()))
+        outputs_root=str(resolve_outputs_root(outputs_root, run.outputs_root)))
     return dataclasses.replace(preset, run=absolute)
 
 
-def find_run(ref: str, root: str = "demo_outputs_dir") -> RunLayout:
+def find_run(ref: str, root: str | None = None) -> RunLayout:
     """Gives the layout of a run given as a folder path or as a name under the outputs root."""
     path = Path(ref)
     if (path / ".gausynth").is_dir():
         return RunLayout(path.absolute())
-    candidate = Path(root) / ref
+    base = Path(root).absolute() if root else default_outputs_root()
+    candidate = base / ref
     if (candidate / ".gausynth").is_dir():
         return RunLayout(candidate.absolute())
-    raise LayoutError(f"{ref}: no run folder here or under {root}/ (a run folder holds .gausynth/)")
+    raise LayoutError(f"{ref}: no run folder here or under {base}/ (a run folder holds .gausynth/)")
 
 
 # --- run --------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     preset_path = find_preset(args.preset)
-    preset = resolve_paths(load_preset(preset_path, args.set))
+    preset = resolve_paths(load_preset(preset_path, args.set), getattr(args, "outputs_root", None))
+    root = Path(preset.run.outputs_root)
+    if any(p.exists() and not p.is_dir() for p in (root, *root.parents)):
+        raise PresetError([_problem(preset_path, "run.outputs_root", f"{root}: a part of this path "
+                                    "is a file, not a folder; accepted: a folder (or a path to create)")])
     if not preset.run.input:
         raise PresetError([_problem(preset_path, "run.input", "is empty; give a video file or an "
                                     "image folder, e.g. --set run.input=clip.mp4")])
@@ -77,18 +87,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not Path(preset.run.input).exists():
         raise PresetError([_problem(preset_path, "run.input", f"{preset.run.input}: no such file "
                                     "or folder")])
-    plan = make_plan(preset, layout, start=args.start, until=args.until, only=args.only,
-                     force=args.force)
-    if args.dry_run:
-        print(f"plan for {layout.root}:\n{plan.describe()}")
+    def plan(write_cache: bool = True):
+        return make_plan(preset, layout, start=args.start, until=args.until, only=args.only,
+                         force=args.force, write_cache=write_cache)
+
+    if args.dry_run:  # reads only: no lock, no cache, no folder
+        print(f"plan for {layout.root}:\n{plan(write_cache=False).describe()}")
         return EXIT_OK
     if args.detach:
+        plan(write_cache=False)  # refuse a bad range or a missing upstream here, not in a log
         return _detach(args, layout)
     from ._orchestrator import Orchestrator
 
     printer = ConsolePrinter(verbose=args.verbose)
     print(f"run folder: {layout.root}")
     command = " ".join(_rebuild_run_argv(args))
+    # The plan that runs is made again once the lock is held: another run may have just ended.
     status = Orchestrator(preset, layout, preset_source=str(preset_path.absolute()),
                           command=command, on_event=printer).run(plan)
     print(result_card(layout, printer.view))
@@ -104,12 +118,9 @@ def _problem(path: Path, field: str, message: str):
 def _detach(args: argparse.Namespace, layout: RunLayout) -> int:
     """Starts the same run as a process of its own session; gives once its journal shows it."""
     argv = _rebuild_run_argv(args)
-    info = RunLock(layout.lock).read()
-    if info is not None and holder_alive(info):  # say so here, as a foreground run would
-        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.get("since", 0)))
-        raise RunLockedError(f"{layout.root} is already being run by process {info.get('pid')} since "
-                             f"{since}; watch it with `gausynth watch {layout.root}`, or stop it with "
-                             f"`gausynth cancel {layout.root}`")
+    lock = RunLock(layout.lock)
+    if probe(layout.lock).held:  # say so here, as a foreground run would
+        raise RunLockedError(lock.busy_message(lock.read() or {}))
     layout.logs.mkdir(parents=True, exist_ok=True)
     log_path = layout.logs / "orchestrator.log"
     start = log_path.stat().st_size if log_path.exists() else 0
@@ -141,11 +152,14 @@ def _read_from(path: Path, offset: int) -> str:
 
 
 def run_argv(preset: Path | str, sets: list[str] | tuple[str, ...] = (), *, start: str | None = None,
-             until: str | None = None, only: str | None = None, force: bool = False) -> list[str]:
+             until: str | None = None, only: str | None = None, force: bool = False,
+             outputs_root: Path | str | None = None) -> list[str]:
     """Gives the `run` command line (after the program name) for a preset and its options."""
     argv = ["run", str(preset)]
     for s in sets:
         argv += ["--set", s]
+    if outputs_root:
+        argv += ["--outputs-root", str(Path(outputs_root).absolute())]
     for flag, value in (("--from", start), ("--until", until), ("--only", only)):
         if value:
             argv += [flag, value]
@@ -156,15 +170,19 @@ def run_argv(preset: Path | str, sets: list[str] | tuple[str, ...] = (), *, star
 
 def _rebuild_run_argv(args: argparse.Namespace) -> list[str]:
     return run_argv(find_preset(args.preset).absolute(), args.set, start=args.start, until=args.until,
-                    only=args.only, force=args.force)
+                    only=args.only, force=args.force, outputs_root=getattr(args, "outputs_root", None))
 
 
 # --- viewing and control ----------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     layout = find_run(args.run, args.root)
     view = RunView.from_journal(layout.journal)
+    for warning in view.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"run folder: {layout.root}")
     print(render_status(view, STAGE_IDS))
+    if view.note:
+        print(f"note: {view.note}")
     if view.status == "new":
         print(_new_run_plan(layout))
     return EXIT_OK
@@ -189,39 +207,95 @@ def cmd_watch(args: argparse.Namespace) -> int:
     printer = ConsolePrinter(verbose=args.verbose)
     view = RunView.from_journal(layout.journal)
     follow = view.status == "running"
+    who = view.orchestrator
+
+    def alive() -> bool:  # the journal's only writer: once it is gone, nothing more will come
+        if who is not None:
+            return who.alive() is not False
+        return bool(view.pid) and pid_alive(view.pid)
+
+    finished = False
     try:
-        for event in follow_journal(layout.journal, stop_when_finished=True) if follow else []:
+        for event in follow_journal(layout.journal, stop_when_finished=True, alive=alive) if follow else []:
             printer(event)
+            finished = finished or event.type == "run_finished"
     except KeyboardInterrupt:
         return EXIT_OK  # watching stops; the run goes on
-    if not follow:
+    if follow and not finished:
+        view = RunView.from_journal(layout.journal)
+        print(f"the run process {view.pid} is gone without finishing:")
+    if not follow or not finished:
         print(render_status(view, STAGE_IDS))
+        if view.note:
+            print(f"note: {view.note}")
     if follow or view.status in ("done", "failed", "cancelled"):
         print(result_card(layout))
     return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """Stops a run: its orchestrator if it lives, else the orphan workers that hold its lock.
+
+    Only processes proven to be this run's (pid + start time + host, as the lock and the
+    journal record them) are signalled; another host's run is never signalled from here.
+    """
     layout = find_run(args.run, args.root)
-    info = RunLock(layout.lock).read()
-    if info is None or not holder_alive(info):
-        view = RunView.from_journal(layout.journal)
-        orphans = [s for s in view.stages.values() if s.state == "running" and s.pid and pid_alive(s.pid)]
-        for s in orphans:  # a worker whose orchestrator died
-            os.killpg(s.pid, signal.SIGTERM)
-        print(f"{layout.root}: no active run" + (f"; stopped {len(orphans)} orphan worker(s)" if orphans else ""))
+    lock = probe(layout.lock)
+    holder = lock.holder
+    if lock.held and holder is not None and not holder.local:
+        print(f"error: {layout.root} is run by process {holder.pid} on host {holder.host}; "
+              "cancel it there", file=sys.stderr)
+        return EXIT_FAILED
+    if lock.held and holder is not None and holder.alive() is True:
+        why = holder.signal(signal.SIGTERM)
+        if why:
+            print(f"error: {why}", file=sys.stderr)
+            return EXIT_FAILED
+        if _wait_released(layout):
+            print(f"cancelled the run in {layout.root}")
+        else:
+            print(f"asked process {holder.pid} to stop; it is still finishing")
         return EXIT_OK
-    os.kill(int(info["pid"]), signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and layout.lock.exists():
-        time.sleep(0.1)
-    print(f"cancelled the run in {layout.root}" if not layout.lock.exists()
-          else f"asked process {info['pid']} to stop; it is still finishing")
+    view = RunView.from_journal(layout.journal)
+    who = view.orchestrator
+    if view.status == "running" and who is not None and not who.local:
+        print(f"error: {layout.root} is run by process {who.pid} on host {who.host}, says its "
+              "journal; cancel it there", file=sys.stderr)
+        return EXIT_FAILED
+    orphans = [s for s in view.stages.values() if s.state == "running"]
+    stopped, refused = [], []
+    for s in orphans:  # workers whose orchestrator died
+        why = s.proc.signal_group(signal.SIGTERM) if s.proc is not None else (
+            f"worker {s.pid} of {s.id}: the journal does not prove whose it is (no start time)")
+        (refused if why else stopped).append(why or s.id)
+    for why in refused:
+        print(f"not signalled: {why}", file=sys.stderr)
+    if stopped and not _wait_released(layout):
+        for s in orphans:
+            if s.proc is not None:
+                s.proc.signal_group(signal.SIGKILL)
+        _wait_released(layout)
+    if lock.held and not stopped:
+        print(f"error: {layout.root} is locked by a process this run's records do not name; "
+              "not signalled", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{layout.root}: no active run"
+          + (f"; stopped {len(stopped)} orphan worker(s): {', '.join(stopped)}" if stopped else ""))
     return EXIT_OK
 
 
+def _wait_released(layout: RunLayout, seconds: float = 15.0) -> bool:
+    """Gives whether the run lock became free within `seconds` (the run and its workers ended)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not probe(layout.lock).held:
+            return True
+        time.sleep(0.05)
+    return not probe(layout.lock).held
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    root = Path(args.root)
+    root = Path(args.root).absolute() if args.root else default_outputs_root()
     runs = sorted(p for p in root.iterdir() if (p / ".gausynth").is_dir()) if root.is_dir() else []
     if not runs:
         print(f"no runs under {root}/")
@@ -250,13 +324,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     size = args.size or ("640x480" if gpu else "320x240")
     w, h = (int(v) for v in size.split("x"))
     spec = SampleSpec(frames=frames, width=w, height=h)
-    sample = Path(args.root) / f"sample-{frames}-{size}" / "turnaround.mp4"
+    root = Path(args.root).absolute() if args.root else default_outputs_root()
+    sample = root / f"sample-{frames}-{size}" / "turnaround.mp4"
     if not sample.exists():
         print(f"rendering the sample turn-around into {sample.parent} …")
         make_sample(sample.parent, spec)
     name, why = demo_preset_choice(args.preset)
     print(f"demo preset: {name} — {why}")
-    overrides = [f"run.input={sample.absolute()}", f"run.outputs_root={Path(args.root).absolute()}",
+    overrides = [f"run.input={sample.absolute()}", f"run.outputs_root={root}",
                  f"run.directory=demo-{name}"]
     if gpu:
         print(f"expected duration: about {DEMO_MINUTES[name, 'gpu']} on one GPU (plus ~1 min once, "
@@ -427,7 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
         app.set_defaults(func=_app_elsewhere)
 
     def with_root(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--root", default="demo_outputs_dir", help="outputs root to find RUN under")
+        p.add_argument("--outputs-root", "--root", dest="root", default=None, metavar="DIR",
+                       help=f"outputs root to find RUN under (default: ${OUTPUTS_ROOT_ENV}, else "
+                       "~/.local/share/gausynth/runs)")
         return p
 
     run = sub.add_parser("run", help="run what is stale in a preset's run folder")
@@ -440,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="run the considered stages even if unchanged")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     run.add_argument("--detach", action="store_true", help="run in the background, outliving this shell")
+    run.add_argument("--outputs-root", metavar="DIR", help="where run folders live (beats the preset "
+                     f"and ${OUTPUTS_ROOT_ENV})")
     run.add_argument("-v", "--verbose", action="store_true", help="print every log line")
     run.set_defaults(func=cmd_run)
 
@@ -456,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="render the bundled sample and run a preset on it")
     demo.add_argument("--preset", choices=("quick", "original-only", "default"))
-    demo.add_argument("--root", default="demo_outputs_dir")
+    demo.add_argument("--outputs-root", "--root", dest="root", default=None, metavar="DIR",
+                      help="where the sample and the demo run go (default: the outputs root)")
     demo.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     demo.add_argument("--dry-run", action="store_true")
     demo.add_argument("--frames", type=int, default=0,
@@ -520,3 +600,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as e:  # the one place an OS error reaches the user: one line, the path
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return EXIT_FAILED

@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ._errors import os_error_line
 from ._layout import RunLayout
 from ._preset import load_preset
 from ._stage import StageContext, StageError
@@ -67,6 +68,8 @@ def describe_failure(e: BaseException, layout: RunLayout) -> str:
     """Gives one line for people about an unexpected failure."""
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return f"disk full while writing {e.filename or 'outputs'}; free space under {layout.root} and rerun"
+    if isinstance(e, OSError):
+        return os_error_line(e)
     if isinstance(e, MemoryError):
         return "out of memory (host RAM); lower the frame count or sizes in the preset"
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -187,10 +187,13 @@ class GauSynthApp(App[int]):
         self.poll_now()
 
 
-def make_app(outputs_root: Path | str = DEFAULT_ROOT, *, attach: Path | str | None = None,
+def make_app(outputs_root: Path | str | None = None, *, attach: Path | str | None = None,
              live: bool = True, **options) -> GauSynthApp:
     """Gives the app over an outputs root, optionally opened on one run (`gausynth attach RUN`)."""
-    return GauSynthApp(Path(outputs_root), attach=Path(attach) if attach else None, live=live,
+    from gausynth_engine._layout import default_outputs_root
+
+    root = Path(outputs_root) if outputs_root else default_outputs_root()
+    return GauSynthApp(root, attach=Path(attach) if attach else None, live=live,
                        **options)
 
 
@@ -198,11 +201,17 @@ def run_app(args: list[str]) -> int:
     """Runs the app for `gausynth [attach RUN] [--root DIR]`; gives the exit code."""
     parser = argparse.ArgumentParser(prog="gausynth attach", description="The GauSynth app.")
     parser.add_argument("run", nargs="?", help="a run folder, or a run name under --root")
-    parser.add_argument("--root", default=os.environ.get("GAUSYNTH_OUTPUTS_ROOT", DEFAULT_ROOT),
+    # The same outputs root as the CLI's (`resolve_outputs_root`): --outputs-root, else
+    # $GAUSYNTH_OUTPUTS_ROOT, else ~/.local/share/gausynth/runs.
+    parser.add_argument("--outputs-root", "--root", dest="root", default=None,
                         help="the outputs root whose runs are listed")
     parser.add_argument("--no-images", action="store_true", help="describe images instead of drawing them")
     ns = parser.parse_args(args)
-    root = Path(ns.root)
+    from gausynth_engine._layout import resolve_outputs_root
+
+    root = resolve_outputs_root(ns.root)
+    if ns.root:  # the runs the app starts (engine CLI subprocesses) land where it looks
+        os.environ["GAUSYNTH_OUTPUTS_ROOT"] = str(root)
     attach = None
     if ns.run:
         from gausynth_engine.cli import find_run
@@ -212,7 +221,7 @@ def run_app(args: list[str]) -> int:
         except LayoutError as e:
             print(f"error: {e}")
             return 2
-        if not ns.root or ns.root == DEFAULT_ROOT:
+        if not ns.root:
             root = attach.parent
     app = make_app(root, attach=attach, images="off" if ns.no_images else "auto")
     app.run()

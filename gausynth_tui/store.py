@@ -98,6 +98,7 @@ class RunStore:
         v = entry.view
         if v.status == "running" and v.pid and not self.alive(v.pid):
             v.status = "died"
+            v.settle(entry.layout.meta)  # its stages are no longer "running … ETA"
 
     def refresh_liveness(self) -> list[str]:
         """Marks runs whose orchestrator vanished; gives the keys that changed."""

@@ -38,6 +38,12 @@ def small_overrides(video: Path, directory: str = "run", **extra: object) -> lis
             for k, v in sets.items()]
 
 
+@pytest.fixture(autouse=True)
+def _outputs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's runs live in its own tmp folder (never ~/.local/share/gausynth/runs)."""
+    monkeypatch.setenv("GAUSYNTH_OUTPUTS_ROOT", str(tmp_path / "demo_outputs_dir"))
+
+
 @pytest.fixture
 def engine_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Gives run(overrides, **plan options) → (status, layout, events): a real engine run in tmp."""
@@ -47,7 +53,10 @@ def engine_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     def run(overrides: list[str], **plan_options: object):
         preset = parse_preset("", "test", overrides)
-        layout = RunLayout.for_run(tmp_path / preset.run.outputs_root, preset.run.directory)
+        from gausynth_engine._layout import resolve_outputs_root
+
+        layout = RunLayout.for_run(resolve_outputs_root(None, preset.run.outputs_root),
+                                   preset.run.directory)
         events: list = []
         plan = make_plan(preset, layout, **plan_options)
         status = Orchestrator(preset, layout, on_event=events.append).run(plan)

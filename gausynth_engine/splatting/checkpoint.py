@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,12 @@ def load(folder: Path, key: str) -> dict[str, Any] | None:
         return None
     try:
         data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - a damaged checkpoint only costs the resume
+        found = data.get("key")
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs the resume: say so
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"checkpoint {path} unreadable: {first}; starting from step 0", file=sys.stderr, flush=True)
         return None
-    return data if data.get("key") == key else None
+    return data if found == key else None
 
 
 def clear(folder: Path) -> None:

@@ -324,6 +324,9 @@ def choose_candidate(layout: RunLayout, k: int) -> Path:
     else:
         choices["reimagine"] = k
     write_json_atomic(layout.choices, choices)
+    from .._plan import refresh_files
+
+    refresh_files(layout, "reimagine")  # the rewritten key frames are the stage's own now
     return layout.key_frames
 
 

@@ -30,7 +30,7 @@ def test_default_preset_holds_the_reference_defaults() -> None:
     assert (p.reimagine.ip_adapter_weight, p.reimagine.ip_adapter_stop) == (0.6, 0.8)
     assert (p.upscale.scale, p.splat.iterations, p.splat.sh_degree, p.splat.background,
             p.splat.test_every) == (4, 10000, 3, "white", 8)  # SH 3: +0.4 dB on plush-dog (issue 11)
-    assert p.run.outputs_root == "demo_outputs_dir"
+    assert p.run.outputs_root == ""  # empty: $GAUSYNTH_OUTPUTS_ROOT, else the user data folder
 
 
 def test_original_only_needs_no_diffusion() -> None:

@@ -188,4 +188,5 @@ def test_attaching_to_a_missing_run_says_where_it_looked(workdir, capsys):
     from gausynth_tui.launcher import main
 
     assert main(["attach", "no-such-run"]) == 2
-    assert "no-such-run: no run folder here or under demo_outputs_dir/" in capsys.readouterr().out
+    out = capsys.readouterr().out  # the outputs root is absolute, the same as the CLI's
+    assert "no-such-run: no run folder here or under /" in out and "demo_outputs_dir/" in out
