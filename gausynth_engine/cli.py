@@ -343,11 +343,24 @@ def cmd_view(args: argparse.Namespace) -> int:
     from .viewer.server import serve
 
     layout = find_run(args.run, args.root)
+    try:
+        import viser  # noqa: F401
+    except ImportError:
+        raise StageError("the browser viewer needs viser: pip install 'gausynth[viewer]'") from None
     serve(layout, host=args.host, port=args.port, every=args.every, duration=args.duration)
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError
+
+    try:
+        return _export(args)
+    except ExportError as e:
+        raise StageError(str(e)) from None
+
+
+def _export(args: argparse.Namespace) -> int:
     from .export import FORMATS, check_cameras, export_training
     from .viewer.models import VARIANTS, cameras, final_model
 
@@ -372,6 +385,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise StageError(f"{layout.gs}: no finished training ({' or '.join(variants)}) to export; "
                          "run the splat stages first")
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    try:
+        from .tensorboard import write_curves
+    except ImportError:
+        raise StageError("tensorboard event files need tensorboardX: pip install 'gausynth[tensorboard]'") from None
+    layout = find_run(args.run, args.root)
+    out = layout.root / "tensorboard"
+    counts = write_curves(layout.journal, out, follow=args.follow)
+    print(f"{sum(counts.values())} points of {len(counts)} stage(s) in {out}; "
+          f"open with: tensorboard --logdir {out}")
+    return EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -470,6 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-render-check", action="store_true",
                         help="compare Gaussians only, not renders from the SfM cameras")
     export.set_defaults(func=cmd_export)
+
+    board = with_root(sub.add_parser("tensorboard", help="write the run's training curves as "
+                                     "TensorBoard event files (<run>/tensorboard/)"))
+    board.add_argument("run", help="a run folder, or a run name under --root")
+    board.add_argument("--follow", action="store_true", help="keep writing until the run finishes")
+    board.set_defaults(func=cmd_tensorboard)
     return parser
 
 

@@ -105,8 +105,16 @@ def rdf_to_rub(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def _gsply():
+    try:
+        import gsply
+    except ImportError:
+        raise ExportError("SPZ (and reading PLYs back) needs gsply: pip install 'gausynth[export]'") from None
+    return gsply
+
+
 def _write_spz(params: dict[str, np.ndarray], path: Path) -> None:
-    import gsply
+    gsply = _gsply()
 
     means = np.asarray(params["means"], np.float32)
     if np.abs(means).max(initial=0) >= SPZ_POSITION_LIMIT:
@@ -136,7 +144,7 @@ def read(path: Path, fmt: str) -> dict[str, np.ndarray]:
         raise ExportError(f"{path}: no such file")
     if fmt == "splat":
         return _read_splat(path)
-    import gsply
+    gsply = _gsply()
 
     try:
         data = gsply.read_spz(path) if fmt == "spz" else gsply.plyread(str(path))

@@ -31,7 +31,11 @@ MAX_FRUSTUMS = 200  # more cameras than this are thinned evenly
 
 def tunnel_line(port: int, host: str = "127.0.0.1") -> str:
     """Gives the `ssh -L` command that reaches this viewer from another machine."""
-    user, machine = getpass.getuser(), socket.getfqdn() or socket.gethostname()
+    machine = socket.gethostname()
+    fqdn = socket.getfqdn()
+    if "." in fqdn and not fqdn.startswith("localhost"):
+        machine = fqdn
+    user = getpass.getuser()
     return f"ssh -L {port}:localhost:{port} {user}@{machine}"
 
 

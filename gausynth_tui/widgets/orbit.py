@@ -39,6 +39,8 @@ class OrbitView(Vertical):
 
     def show(self, layout, model) -> None:
         """Renders (or reads back) the model's orbit in a worker, then turns it."""
+        if model == self.model:
+            return  # already shown, or being rendered
         self.model, self.frames, self.index = model, [], 0
         self.query_one("#orbit-text", Static).update(
             Text(f"rendering the orbit of {model.path.name} …", style="dim"))

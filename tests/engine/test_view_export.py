@@ -3,6 +3,7 @@ model for web viewers, and the trainer snapshots only while someone watches."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +21,10 @@ torch = pytest.importorskip("torch")
 from gausynth_engine.splatting.ply import read_ply  # noqa: E402
 from tests.splat_run import SIZE, STAMP, gaussians_of, make_tiny_run  # noqa: E402
 
+# The optional extras these stories need ([export], [viewer]; the test extra installs both).
+needs_gsply = pytest.mark.skipif(importlib.util.find_spec("gsply") is None, reason="gsply absent")
+needs_viser = pytest.mark.skipif(importlib.util.find_spec("viser") is None, reason="viser absent")
+
 
 @pytest.fixture(scope="module")
 def tiny_run(sample_video: Path, tmp_path_factory: pytest.TempPathFactory):
@@ -29,6 +34,7 @@ def tiny_run(sample_video: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 # --- export ----------------------------------------------------------------------------------
+@needs_gsply
 @pytest.mark.parametrize("fmt", ["ply", "splat", "compressed-ply", "spz"])
 def test_each_export_reads_back_as_the_same_gaussians_and_renders(tiny_run, tmp_path, fmt):
     from gausynth_engine.export import TOLERANCES, check_cameras, export
@@ -48,6 +54,7 @@ def test_each_export_reads_back_as_the_same_gaussians_and_renders(tiny_run, tmp_
         assert result.bytes < (model.path.stat().st_size * 0.6)
 
 
+@needs_gsply
 def test_a_broken_export_is_caught_by_the_read_back(tiny_run, tmp_path):
     from gausynth_engine.export import errors, over_tolerance, read, write
 
@@ -59,6 +66,7 @@ def test_a_broken_export_is_caught_by_the_read_back(tiny_run, tmp_path):
     assert any(p.startswith("rgb") for p in over_tolerance(errors(params, read(path, "splat"), "splat"), "splat"))
 
 
+@needs_gsply
 def test_spz_holds_the_right_up_back_frame_of_its_spec(tiny_run, tmp_path):
     """SPZ viewers expect OpenGL axes; COLMAP's are right-down-front: y and z must be negated
     in the file and come back when we read it."""
@@ -93,6 +101,7 @@ def test_rdf_to_rub_keeps_the_renders_up_to_the_turn(tiny_run):
     assert float((images["RDF"] - images["RUB"]).abs().max()) < 1e-4
 
 
+@needs_gsply
 def test_gausynth_export_writes_every_format_into_the_run_and_reports_sizes(tiny_run, capsys):
     from gausynth_engine.cli import EXPORT_FORMATS, main
     from gausynth_engine.export import FORMATS, SUFFIXES
@@ -207,6 +216,7 @@ def _viser_messages(port: int, want: set[str], deadline: float) -> list[dict]:
     return messages
 
 
+@needs_viser
 def test_gausynth_view_serves_the_page_and_the_scene_on_localhost(tiny_run):
     import socket
 
@@ -285,6 +295,7 @@ def test_the_orbit_turns_around_the_model_from_where_the_cameras_stood(tiny_run)
     assert orbit_frames(tiny_run, model, frames=8, size=SIZE, device="cpu") == files  # kept, not redone
 
 
+@needs_gsply
 def test_the_export_section_writes_the_files_after_a_training(tiny_run, tmp_path):
     from gausynth_engine import parse_preset
     from gausynth_engine._layout import RunLayout
@@ -302,3 +313,66 @@ def test_the_export_section_writes_the_files_after_a_training(tiny_run, tmp_path
         assert written == expected
     assert [e["path"] for e in events if e["type"] == "artifact"] == [str(tiny_run.exports / f"orig_100-{STAMP}.spz")]
     assert ctx.record_data["exports"]["spz"]["ok"]
+
+
+# --- TensorBoard -------------------------------------------------------------------------------
+def read_scalars(folder: Path) -> list[tuple[str, int, float]]:
+    """Parses TFRecord event files (length, crc, Event proto, crc) with tensorboardX's protos."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    out = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        raw = path.read_bytes()
+        i = 0
+        while i < len(raw):
+            n = int.from_bytes(raw[i:i + 8], "little")
+            event = Event.FromString(raw[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for v in event.summary.value:
+                out.append((v.tag, event.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_curves_come_from_the_journal_only_when_asked(tmp_path, capsys):
+    pytest.importorskip("tensorboardX")
+    from gausynth_engine._events import Metric, RunFinished
+    from gausynth_engine._journal import JournalWriter
+    from gausynth_engine._layout import RunLayout
+    from gausynth_engine.cli import main
+
+    layout = RunLayout(tmp_path / "run")
+    journal = JournalWriter(layout.journal)
+    for step in (10, 20, 30):
+        journal.write(Metric(stage="splat_orig", name="loss", value=1.0 / step, step=step))
+    journal.write(Metric(stage="splat_orig", name="eval_psnr", value=27.5, step=30))
+    journal.write(RunFinished(status="done", seconds=1.0))
+    journal.close()
+    assert not (layout.root / "tensorboard").exists()  # off by default
+    assert main(["tensorboard", str(layout.root)]) == 0
+    assert "4 points of 1 stage(s)" in capsys.readouterr().out
+    scalars = read_scalars(layout.root / "tensorboard" / "splat_orig")
+    assert [(t, s) for t, s, _ in scalars] == [("loss", 10), ("loss", 20), ("loss", 30), ("eval_psnr", 30)]
+    assert scalars[0][2] == pytest.approx(0.1) and scalars[-1][2] == pytest.approx(27.5)
+
+
+# --- the viewer from the app ---------------------------------------------------------------------
+@needs_viser
+def test_the_app_starts_one_viewer_and_tells_where_it_is(tiny_run):
+    import signal
+
+    from gausynth_engine.viewer import live
+    from gausynth_engine.viewer.server import launch
+
+    text = launch(tiny_run, port=0)
+    try:
+        m = re.search(r"http://localhost:(\d+) .*ssh -L (\d+):localhost:(\d+) ", text)
+        assert m and len(set(m.groups())) == 1, text
+        assert launch(tiny_run, port=0) == text  # a second ask finds the running one
+        assert len(live.viewers(tiny_run.meta)) == 1
+    finally:
+        for v in live.viewers(tiny_run.meta):
+            os.kill(int(v["pid"]), signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while live.viewers(tiny_run.meta) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not live.viewers(tiny_run.meta)

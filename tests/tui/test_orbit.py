@@ -37,9 +37,12 @@ async def test_previews_turn_an_orbit_of_the_trained_splat(finished_run):
         labels = [str(o.prompt) for o in screen.query_one("#preview-list", OptionList).options]
         assert labels[0].startswith("orbit · reimagined splat") and labels[1].startswith("orbit · original")
         orbit = screen.query_one("#orbit", OrbitView)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert orbit.display and len(orbit.frames) == 24
+        for _ in range(100):  # the render worker's result arrives through the message queue
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            if orbit.frames or "no orbit" in str(screen.query_one("#orbit-text").content):
+                break
+        assert orbit.display and len(orbit.frames) == 24, screen.query_one("#orbit-text").content
         assert len({f.tobytes() for f in orbit.frames}) > 12  # it turns: the frames differ
         first = orbit.index
         orbit.advance()
