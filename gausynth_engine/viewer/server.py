@@ -102,6 +102,7 @@ class Viewer:
         self.show_cameras = self.server.gui.add_checkbox("SfM cameras", initial_value=True)
         self.show_cameras.on_update(lambda _: self._toggle_cameras())
         self._frustums: list[Any] = []
+        self.frames: dict[str, Any] = {}  # a node per variant, holding its splat and cameras
 
     @property
     def port(self) -> int:
@@ -113,7 +114,8 @@ class Viewer:
         changed = False
         for variant in list(self.shown):
             if variant not in found:
-                self.server.scene.remove_by_name(f"/{variant}")
+                self.frames.pop(variant).remove()
+                self._frustums = [f for f in self._frustums if not f.name.startswith(f"/{variant}/")]
                 del self.shown[variant]
                 changed = True
         for variant, model in found.items():
@@ -135,22 +137,31 @@ class Viewer:
                                         int(step) if step is not None else None)
             changed = True
         if changed:
+            self._arrange()
             self._describe()
         return changed
 
     def _offset(self, variant: str) -> np.ndarray:
-        """Side by side: the reimagined model to the right of the original when both exist."""
-        if self.axes is None or variant != "reim" or "orig" not in models(self.layout):
+        """Side by side: the reimagined model to the right of the original when both are shown."""
+        if self.axes is None or variant != "reim" or "orig" not in self.shown:
             return np.zeros(3)
         _, right, extent = self.axes
         return right * extent * 1.1
+
+    def _arrange(self) -> None:
+        """Moves each variant's node to its place (the reimagined one usually trains first, so
+        it moves aside when the original appears)."""
+        for variant, frame in self.frames.items():
+            position = tuple(float(v) for v in self._offset(variant))
+            if tuple(frame.position) != position:
+                frame.position = position
 
     def _place(self, variant: str, params: dict[str, np.ndarray], first: bool) -> None:
         if self.axes is None:
             self.axes = scene_axes(self.cams, np.asarray(params["means"]))
             self.server.scene.set_up_direction(tuple(float(v) for v in self.axes[0]))
-        self.server.scene.add_frame(f"/{variant}", position=tuple(self._offset(variant)),
-                                    show_axes=False)
+        if variant not in self.frames:
+            self.frames[variant] = self.server.scene.add_frame(f"/{variant}", show_axes=False)
         self.server.scene.add_gaussian_splats(f"/{variant}/splat", **splat_arrays(params))
         if first and self.cams is not None:
             self._add_frustums(variant)

@@ -266,6 +266,32 @@ def test_gausynth_view_serves_the_page_and_the_scene_on_localhost(tiny_run):
 
 
 
+@needs_viser
+def test_the_reimagined_model_steps_aside_when_the_original_appears(tiny_run, tmp_path):
+    """splat_reim trains before splat_orig: the viewer moves the first model over later."""
+    from gausynth_engine._layout import RunLayout
+    from gausynth_engine.viewer.server import Viewer
+    from tests.splat_run import add_training
+
+    layout = RunLayout(tmp_path / "run")
+    layout.meta.mkdir(parents=True)
+    params = read_ply(tiny_run.gs_run("orig", 100, STAMP) / "point_cloud" / "iteration_100" / "point_cloud.ply")
+    add_training(layout, "reim", params)
+    viewer = Viewer(layout, port=0)
+    try:
+        assert viewer.refresh() and set(viewer.shown) == {"reim"}
+        assert np.allclose(viewer.frames["reim"].position, 0)
+        assert not viewer.refresh()  # nothing new: nothing resent
+        add_training(layout, "orig", params)
+        assert viewer.refresh() and set(viewer.shown) == {"reim", "orig"}
+        extent = np.linalg.norm(np.percentile(params["means"], 99, 0) - np.percentile(params["means"], 1, 0))
+        assert np.linalg.norm(viewer.frames["reim"].position) > extent
+        assert np.allclose(viewer.frames["orig"].position, 0)
+        assert "original · left" in viewer.info.content and "reimagined · right" in viewer.info.content
+    finally:
+        viewer.stop()
+
+
 # --- the orbit of the final splat ---------------------------------------------------------------
 def test_the_orbit_turns_around_the_model_from_where_the_cameras_stood(tiny_run):
     """Frame 0 of the orbit is taken where the first SfM camera stood (the sample's cameras circle
