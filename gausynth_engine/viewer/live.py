@@ -138,7 +138,9 @@ class LiveHook:
         if self._writer is not None and self._writer.is_alive():
             return  # the last file is still being written: skip rather than queue
         self._next_snapshot = now + self._every
-        arrays = {k: trainer.params[k].detach().cpu().numpy() for k in KEYS}
+        # A copy even on the CPU (where .cpu() would share memory that the optimizer updates
+        # while the background thread writes); on CUDA one device→host copy, which syncs.
+        arrays = {k: trainer.params[k].detach().to("cpu", copy=True).numpy() for k in KEYS}
         self._writer = threading.Thread(
             target=write_snapshot, args=(snapshot_path(self.meta, self.variant), arrays,
                                          int(trainer.step_done)), daemon=True)
