@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Folders that several stages write into: their entries are replaced one by one, never the folder.
-SHARED_FOLDERS = ("new_videos", "gs")
+SHARED_FOLDERS = ("new_videos", "gs", "exports")
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
@@ -154,6 +154,11 @@ class RunLayout:
         if variant not in ("reim", "orig"):
             raise LayoutError(f"3DGS variant {variant!r}; accepted: 'reim' or 'orig'")
         return self.gs / f"{variant}_{iterations}-{stamp}"
+
+    @property
+    def exports(self) -> Path:
+        """Trained splats written for other viewers (`gausynth export`, the [export] section)."""
+        return self.root / "exports"
 
     @property
     def new_videos(self) -> Path:

@@ -15,6 +15,7 @@ from ._layout import RUN_NAME, RUN_NAME_RULE
 from ._params import FieldInfo, coerce, param, section_fields
 from .stages import SECTIONS
 from .stages.blend import Params as BlendParams
+from .stages.export import Params as ExportParams
 from .stages.mask import Params as MaskParams
 from .stages.preprocess import Params as PreprocessParams
 from .stages.propagate import Params as PropagateParams
@@ -55,6 +56,7 @@ class Preset:
     upscale: UpscaleParams = UpscaleParams()
     sfm: SfmParams = SfmParams()
     splat: SplatParams = SplatParams()
+    export: ExportParams = ExportParams()
 
     def section(self, name: str) -> Any:
         return getattr(self, name)

@@ -486,6 +486,69 @@ def _app_elsewhere(args: argparse.Namespace) -> int:
     print(f"`{args.command}` is the app: run it with the `gausynth` command (package gausynth_tui)",
           file=sys.stderr)
     return EXIT_USAGE
+# --- seeing and exporting the splat ------------------------------------------------------------
+EXPORT_FORMATS = ("ply", "splat", "compressed-ply", "spz")  # export.FORMATS (no numpy at parse time)
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from .viewer.server import serve
+
+    layout = find_run(args.run, args.root)
+    try:
+        import viser  # noqa: F401
+    except ImportError:
+        raise StageError("the browser viewer needs viser: pip install 'gausynth[viewer]'") from None
+    serve(layout, host=args.host, port=args.port, every=args.every, duration=args.duration)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError
+
+    try:
+        return _export(args)
+    except ExportError as e:
+        raise StageError(str(e)) from None
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import FORMATS, check_cameras, export_training
+    from .viewer.models import VARIANTS, cameras, final_model
+
+    layout = find_run(args.run, args.root)
+    formats = FORMATS if args.format == "all" else (args.format,)
+    variants = VARIANTS if args.variant == "both" else (args.variant,)
+    cams = cameras(layout) if not args.no_render_check else None
+    check = check_cameras(cams) if cams is not None else None
+    out = Path(args.out) if args.out else layout.exports
+    done, ok = 0, True
+    for variant in variants:
+        model = final_model(layout, variant)
+        if model is None:
+            continue
+        stem = model.path.parents[2].name  # gs/<variant>_<iters>-<stamp>/point_cloud/iteration_N/
+        print(f"{variant}: {model.path}")
+        for result in export_training(model.path, formats, out, stem, check):
+            print("  " + result.line())
+            ok &= result.ok
+            done += 1
+    if not done:
+        raise StageError(f"{layout.gs}: no finished training ({' or '.join(variants)}) to export; "
+                         "run the splat stages first")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    try:
+        from .tensorboard import write_curves
+    except ImportError:
+        raise StageError("tensorboard event files need tensorboardX: pip install 'gausynth[tensorboard]'") from None
+    layout = find_run(args.run, args.root)
+    out = layout.root / "tensorboard"
+    counts = write_curves(layout.journal, out, follow=args.follow)
+    print(f"{sum(counts.values())} points of {len(counts)} stage(s) in {out}; "
+          f"open with: tensorboard --logdir {out}")
+    return EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -578,6 +641,33 @@ def build_parser() -> argparse.ArgumentParser:
     edges.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     edges.add_argument("--out", help="where to write the PNG (default: the run's artifacts)")
     edges.set_defaults(func=cmd_preview_edges)
+
+    view = with_root(sub.add_parser("view", help="the run's splat in a browser (viser), live while "
+                                    "it trains; binds to localhost and prints the ssh -L line"))
+    view.add_argument("run", help="a run folder, or a run name under --root")
+    view.add_argument("--port", type=int, default=8080, help="the port (the next free one if taken)")
+    view.add_argument("--host", default="127.0.0.1",
+                      help="address to bind (default: this machine only; 0.0.0.0 exposes it)")
+    view.add_argument("--every", type=float, default=2.0,
+                      help="seconds between refreshes (and training snapshots)")
+    view.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    view.set_defaults(func=cmd_view)
+
+    export = with_root(sub.add_parser("export", help="write the trained splat for other viewers, "
+                                      "each file read back and compared"))
+    export.add_argument("run", help="a run folder, or a run name under --root")
+    export.add_argument("--format", choices=(*EXPORT_FORMATS, "all"), default="ply")
+    export.add_argument("--variant", choices=("reim", "orig", "both"), default="both")
+    export.add_argument("--out", help="folder for the files (default: the run's exports/)")
+    export.add_argument("--no-render-check", action="store_true",
+                        help="compare Gaussians only, not renders from the SfM cameras")
+    export.set_defaults(func=cmd_export)
+
+    board = with_root(sub.add_parser("tensorboard", help="write the run's training curves as "
+                                     "TensorBoard event files (<run>/tensorboard/)"))
+    board.add_argument("run", help="a run folder, or a run name under --root")
+    board.add_argument("--follow", action="store_true", help="keep writing until the run finishes")
+    board.set_defaults(func=cmd_tensorboard)
     return parser
 
 

@@ -55,7 +55,9 @@ class GauSynthApp(App[int]):
         self.live = live  # False: no worker, no timers, no blinking (snapshots)
         self.clock = clock
         self.poll_interval = poll_interval
-        self.images = images  # "auto": draw images with half blocks; "off": describe them
+        # "auto"/"halfblocks": draw images with half blocks; "kitty"/"sixel": splat orbits with that
+        # graphics protocol (widgets.graphics); "off": describe them
+        self.images = images
         self.cwd = cwd
         self.watched: set[str] = set()
         self._wake = threading.Event()
@@ -223,6 +225,9 @@ def run_app(args: list[str]) -> int:
             return 2
         if not ns.root:
             root = attach.parent
-    app = make_app(root, attach=attach, images="off" if ns.no_images else "auto")
+    from .widgets.graphics import detect
+
+    # Ask the terminal for Kitty/sixel graphics now: once Textual runs, it reads the answers.
+    app = make_app(root, attach=attach, images="off" if ns.no_images else detect())
     app.run()
     return app.return_code or 0

@@ -334,9 +334,13 @@ def _loop(trainer: Trainer, out_dir: Path, work_dir: Path | None, report: Report
     train_seconds = 0.0
     last_report = 0.0
     cuda = str(trainer.device).startswith("cuda")
+    from ..viewer.live import LiveHook
+
+    live = LiveHook.for_training(work_dir)  # snapshots only while a viewer asks (issue 17)
     while trainer.step_done < config.iterations:
         t0 = time.perf_counter()
         trainer.step()
+        live.tick(trainer)
         step = trainer.step_done
         now = time.perf_counter()
         train_seconds += now - t0
@@ -359,6 +363,7 @@ def _loop(trainer: Trainer, out_dir: Path, work_dir: Path | None, report: Report
             paused = True
         if paused:  # the speed window covers training only
             window.clear()
+    live.close()
     return train_seconds
 
 

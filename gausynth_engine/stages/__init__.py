@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._stage import Stage
-from . import blend, mask, preprocess, propagate, reimagine, sfm, sheet, splat, upscale
+from . import blend, export, mask, preprocess, propagate, reimagine, sfm, sheet, splat, upscale
 
 STAGES: tuple[Stage, ...] = (
     preprocess.STAGE,
@@ -31,6 +31,7 @@ SECTIONS: dict[str, type] = {
     "upscale": upscale.Params,
     "sfm": sfm.Params,
     "splat": splat.Params,
+    "export": export.Params,  # run by the splat stages after training (issue 17)
 }
 
 __all__ = ["BY_ID", "SECTIONS", "STAGES"]

@@ -191,6 +191,9 @@ def run_variant(ctx: StageContext, variant: str) -> None:
     write_video(video, (read_image(r) for r in renders), fps=video_fps(ctx))
     ctx.artifact(video, "video")
     compare_with_other(ctx, variant, dest)
+    from .export import after_training  # [export]: web-viewer files of the model (issue 17)
+
+    after_training(ctx, variant, dest)
     last = result.results.get(f"ours_{result.final_step}", {})
     ctx.record(variant=variant, folder=str(dest.relative_to(ctx.out.root)), source=source.name,
                views=len(scene.names), size=[width, height], num_gaussians=result.num_gaussians,

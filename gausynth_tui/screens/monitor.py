@@ -9,6 +9,7 @@ that mention a checkpoint.
 from __future__ import annotations
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -44,10 +45,12 @@ def ema(values: list[float], alpha: float = 0.1) -> float | None:
 class MonitorScreen(ViewScreen):
     HELP = ("Training of a splatting stage (or any stage that reports metrics): loss and PSNR by step, "
             "the number of Gaussians, iterations per second, the ETA, evaluations and checkpoints. "
-            "s switches to the next stage with metrics.")
+            "s switches to the next stage with metrics; v opens the browser viewer of the splat (live "
+            "while it trains; it prints the ssh -L line to reach it).")
     BINDINGS = [
         Binding("escape", "back", "Board", id="monitor.back"),
         Binding("s", "next_stage", "Next stage", id="monitor.next_stage"),
+        Binding("v", "view", "Viewer", id="monitor.view", show=False),
     ]
 
     def __init__(self, run_key: str, stage: str | None = None) -> None:
@@ -66,6 +69,17 @@ class MonitorScreen(ViewScreen):
             yield DataTable(id="evals", cursor_type="none", show_cursor=False)
             yield Static(id="checkpoints")
         yield Footer(compact=True, show_command_palette=False)
+
+    def action_view(self) -> None:
+        self.notify("starting the viewer …", title="viewer", timeout=3)
+        self._launch_viewer()
+
+    @work(thread=True, group="commands")
+    def _launch_viewer(self) -> None:
+        from gausynth_engine.viewer.server import launch
+
+        text = launch(self.gapp.store.runs[self.run_key].layout)
+        self.app.call_from_thread(self.notify, text, title="viewer", timeout=30)
 
     def on_mount(self) -> None:
         self.stage_id = self._pick(self.stage_id)

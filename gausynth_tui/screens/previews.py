@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 from gausynth_engine._media import list_images
 
 from ..widgets.image import ImagePreview
+from ..widgets.orbit import OrbitView
 from .base import ViewScreen
 
 # Folders of a run worth a look, with how many of their images to list (the rest is counted).
@@ -21,10 +22,23 @@ FOLDERS = (("artifacts", 12), ("orig_sheets", 8), ("reimagine_sheets", 8), ("key
            ("filtered_frames_sd", 3), ("ebsynth_all", 3), ("blend_transparent", 3), ("sr_frames", 3))
 
 
+def orbit_items(layout) -> list[tuple[str, Path, str]]:
+    """Gives an "orbit" item per variant with a finished training (its final PLY)."""
+    from gausynth_engine.viewer.models import LABELS, VARIANTS, final_model
+
+    items = []
+    for variant in VARIANTS:
+        model = final_model(layout, variant)
+        if model is not None:
+            items.append((f"orbit · {LABELS[variant]} splat ({model.path.parents[2].name})",
+                          model.path, "orbit"))
+    return items
+
+
 def preview_items(layout) -> tuple[list[tuple[str, Path, str]], set[Path]]:
-    """Gives (label, path, kind) for the run's announced artifacts, then its image folders."""
+    """Gives (label, path, kind) for the run's splat orbits, then its image folders."""
     root = layout.root
-    items: list[tuple[str, Path, str]] = []
+    items: list[tuple[str, Path, str]] = orbit_items(layout)
     seen: set[Path] = set()
 
     def rel(p: Path) -> str:
@@ -51,7 +65,8 @@ def preview_items(layout) -> tuple[list[tuple[str, Path, str]], set[Path]]:
 class PreviewScreen(ViewScreen):
     HELP = ("The run's pictures: what stages announced (artifacts) and the images in its folders. They "
             "are drawn with coloured half blocks (two pixels a cell); files without a picture, or when "
-            "images are off, are described: path, size, dimensions.")
+            "images are off, are described: path, size, dimensions. A finished splat turns as an orbit "
+            "rendered from the trained model (Kitty/sixel graphics where the terminal has them).")
     BINDINGS = [Binding("escape", "back", "Board", id="previews.back"),
                 Binding("p", "path", "Path", id="previews.path")]
 
@@ -67,6 +82,9 @@ class PreviewScreen(ViewScreen):
             with Vertical(id="preview-pane"):
                 yield Static(id="preview-title")
                 yield ImagePreview(draw=self.gapp.images != "off", id="preview")
+                orbit = OrbitView(protocol=self.gapp.images, id="orbit")
+                orbit.display = False
+                yield orbit
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -114,7 +132,17 @@ class PreviewScreen(ViewScreen):
             return
         label, path, kind = self.items[index]
         self.query_one("#preview-title", Static).update(Text.assemble((label, "bold"), (f"  {kind}", "dim")))
-        self.query_one("#preview", ImagePreview).show(path, kind)
+        orbit = kind == "orbit" and self.gapp.images != "off"
+        self.query_one("#orbit", OrbitView).display = orbit
+        self.query_one("#preview", ImagePreview).display = not orbit
+        if orbit:
+            from gausynth_engine.viewer.models import Model
+
+            variant = path.parents[2].name.split("_", 1)[0]
+            self.query_one("#orbit", OrbitView).show(self.gapp.store.runs[self.run_key].layout,
+                                                     Model(variant, path, False))
+        else:
+            self.query_one("#preview", ImagePreview).show(path, kind)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self._show(event.option_index)
