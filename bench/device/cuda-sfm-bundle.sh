@@ -6,7 +6,8 @@
 # What it links (readelf -d on pycolmap/_core*.so): libcudart.so.12 and libcurand.so.10 beyond
 # the wheel's own libs, and libX11/libXext/libSM/libICE from the system. No curand symbol is
 # used (nm -D --undefined-only lists none), so the device's own libcurand.so.10 (its CUDA 13
-# nvidia-curand package) satisfies the link; libcudart.so.12 (0.7 MB) comes from
+# nvidia-curand package) satisfies the link (where there is none, any library under that name
+# does, since nothing is looked up in it); libcudart.so.12 (0.7 MB) comes from
 # nvidia-cuda-runtime-cu12 and runs on driver 580. The X11 libraries of this machine are packed
 # as a fallback and used only where the device lacks them.
 # The core's CUDA code holds machine code for sm_50…sm_120 plus PTX: only the H200's (sm_90)
@@ -27,7 +28,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
 mkdir -p "$tmp/site" "$tmp/rt"
 unzip -q "$tmp"/whl/pycolmap_cuda12-*.whl -d "$tmp/site"
 unzip -q "$tmp"/whl/nvidia_cuda_runtime_cu12-*.whl -d "$tmp/rt"
-rm -rf .dev-cuda && mkdir -p .dev-cuda/lib .dev-cuda/x11
+rm -rf .dev-cuda && mkdir -p .dev-cuda "$tmp/lib/x11"
 so=$(ls "$tmp"/site/pycolmap/_core.*.so)
 python3 - "$so" <<'PY'
 import struct, sys
@@ -56,29 +57,31 @@ open(path, "wb").write(data)
 print(f"CUDA code: kept {kept / 2**20:.1f} MiB (sm_90), zeroed {zeroed / 2**20:.1f} MiB (other GPUs)")
 PY
 strip --strip-unneeded "$so"
-xz -6e -T0 -c "$so" > .dev-cuda/pycolmap_core.xz
+xz -9e -T0 -c "$so" > .dev-cuda/pycolmap_core.xz
 basename "$so" > .dev-cuda/pycolmap_core.name
 rm "$so"
 (cd "$tmp/site" && tar -cf - pycolmap pycolmap_cuda12.libs pycolmap_cuda12-*.dist-info) | xz -6 -T0 > .dev-cuda/site.tar.xz
-cp "$tmp"/rt/nvidia/cuda_runtime/lib/libcudart.so.12 .dev-cuda/lib/
+cp "$tmp"/rt/nvidia/cuda_runtime/lib/libcudart.so.12 "$tmp/lib/"
 for lib in libX11.so.6 libXext.so.6 libSM.so.6 libICE.so.6 libxcb.so.1 libXau.so.6 libXdmcp.so.6 \
            libuuid.so.1 libbsd.so.0 libmd.so.0; do
   src=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
-  [ -n "$src" ] && cp -L "$src" .dev-cuda/x11/
+  [ -n "$src" ] && cp -L "$src" "$tmp/lib/x11/"
 done
+(cd "$tmp/lib" && tar -cf - .) | xz -9 -T0 > .dev-cuda/libs.tar.xz
 cat > .dev-cuda/unpack.sh <<'UNPACK'
 # Sourced after .dev/unpack.sh, from the repo root: puts pycolmap-cuda12 first on PYTHONPATH.
 if [ ! -f /tmp/site-cuda/.ok ]; then
   mkdir -p /tmp/site-cuda/lib && tar -xJf .dev-cuda/site.tar.xz -C /tmp/site-cuda \
     && xz -dc .dev-cuda/pycolmap_core.xz > "/tmp/site-cuda/pycolmap/$(cat .dev-cuda/pycolmap_core.name)" \
-    && cp .dev-cuda/lib/* /tmp/site-cuda/lib/ \
-    && for f in .dev-cuda/x11/*; do
-         ldconfig -p | grep -q "^\s*$(basename "$f") " || cp "$f" /tmp/site-cuda/lib/
+    && tar -xJf .dev-cuda/libs.tar.xz -C /tmp/site-cuda/lib \
+    && for f in /tmp/site-cuda/lib/x11/*; do
+         ldconfig -p | grep -q "^\s*$(basename "$f") " || mv "$f" /tmp/site-cuda/lib/
        done \
     && curand=$(python3 -c 'import glob, site; print(next((f for d in site.getsitepackages() + ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu"] for f in sorted(glob.glob(d + "/**/libcurand.so.10*", recursive=True))), ""))') \
-    && { [ -n "$curand" ] && ln -sf "$curand" /tmp/site-cuda/lib/libcurand.so.10 || echo "no libcurand.so.10 on this machine" >&2; } \
+    && { if [ -n "$curand" ]; then ln -sf "$curand" /tmp/site-cuda/lib/libcurand.so.10; \
+         else ln -sf libcudart.so.12 /tmp/site-cuda/lib/libcurand.so.10; fi; } \
     && touch /tmp/site-cuda/.ok
 fi
 export PYTHONPATH=/tmp/site-cuda:$PYTHONPATH LD_LIBRARY_PATH=/tmp/site-cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 UNPACK
-du -sh .dev-cuda; ls -la .dev-cuda .dev-cuda/lib .dev-cuda/x11
+du -sh .dev-cuda; ls -la .dev-cuda

@@ -234,14 +234,16 @@ def test_non_square_frames_keep_their_shape_and_poses(sample_frames, sample_vide
 
     from gausynth_engine._layout import RunLayout
     from gausynth_engine.sfm.layout import write_layout_and_preview
-    from gausynth_engine.sfm.reconstruct import reconstruct
+    from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
     from gausynth_engine.sfm.truth import centre_error, true_centres
 
     frames = _write(tmp_path / "wide", sample_frames)  # 320×240, 15° apart
-    result = reconstruct(frames, tmp_path / "work")
+    true_focal = 0.5 * 320 / np.tan(np.radians(40.0) / 2)
+    result = reconstruct(frames, tmp_path / "work", SfmOptions(focal_length_px=true_focal))
     assert result.registered == 24
     camera = next(iter(result.reconstruction.cameras.values()))
     assert (camera.width, camera.height) == (320, 240)
+    assert (camera.principal_point_x, camera.principal_point_y) == (160, 120)
     truth = json.loads(sample_video.with_name("turnaround.cameras.json").read_text())
     w2c = np.array([f["world_to_camera"] for f in truth["frames"]])
     estimated = np.array([result.reconstruction.find_image_with_name(f"{n:04d}.png").projection_center()
