@@ -16,7 +16,7 @@ length error where intrinsics are known; CPU seconds (user+sys of this process a
 children: COLMAP's threads) and wall seconds, for SfM and for SfM + undistortion (+ preview).
 
     python bench/sfm.py [--sets sample kermit apple-video plush-dog] [--size 1600] [--frames N]
-                        [--data DIR] [--device auto|cpu|cuda] [--runs ours plain]
+                        [--data DIR] [--device auto|cpu|cuda] [--runs ours plain:cpu ...]
                         [--variant NAME FIELD=VALUE ...] [--json out.json]
 """
 
@@ -221,7 +221,8 @@ def main() -> None:
                         help="folder holding plush-dog/, kermit/, apple-video/ (e.g. .data)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="SIFT extraction and matching, for both recipes")
-    parser.add_argument("--runs", nargs="+", default=["ours", "plain"])
+    parser.add_argument("--runs", nargs="+", default=["ours", "plain"],
+                        help="ours / plain, each optionally :cpu or :cuda (else --device)")
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME FIELD=VALUE",
                         help="another run of ours with sfm fields changed, e.g. --variant pp "
                         "refine_principal_point=true; backdrop_mask=true masks the static backdrop")
@@ -230,13 +231,14 @@ def main() -> None:
     pycolmap.logging.minloglevel = 2
     from gausynth_engine.sfm.features import sift_device
 
-    device = sift_device(args.device)
-    print(f"pycolmap {pycolmap.__version__}, CUDA build: {pycolmap.has_cuda}, SIFT on {device}")
-    recipes: list[tuple[str, dict[str, Any] | None]] = []
+    print(f"pycolmap {pycolmap.__version__}, CUDA build: {pycolmap.has_cuda}, "
+          f"SIFT on {sift_device(args.device)} for --device {args.device}")
+    recipes: list[tuple[str, dict[str, Any] | None, str]] = []  # (label, sfm changes, device)
     for run in args.runs:
-        recipes.append((run, None if run == "plain" else {}))
+        name, _, where = run.partition(":")
+        recipes.append((run, None if name == "plain" else {}, where or args.device))
     for name, *changes in args.variant:
-        recipes.append((name, parse_changes(changes)))
+        recipes.append((name, parse_changes(changes), args.device))
     rows = []
     for name in args.sets:
         source = source_of(name, args.data)
@@ -246,24 +248,25 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             frames, truth = prepare(name, args.data, Path(tmp), args.size, args.frames)
             w, h = check_frames(frames)[1]
-            for label, changes in recipes:
+            for label, changes, where in recipes:
                 opts = None
                 backdrop = False
                 if changes is not None:
                     changes = dict(changes)
                     backdrop = bool(changes.pop("backdrop_mask", False))
-                    opts = options(dataclasses.replace(Params(), **changes), device=args.device)
+                    opts = options(dataclasses.replace(Params(), **changes), device=where)
                     focal = changes.get("focal_length_px")
                     if focal == "truth" and truth.focal is not None:  # the known intrinsics as a prior
                         opts = dataclasses.replace(opts, focal_length_px=float(np.nanmean(truth.focal)))
-                row = measure(label, frames, Path(tmp) / label, opts, truth, device, backdrop)
-                row.update(set=name, frame_size=f"{w}×{h}")
+                row = measure(label, frames, Path(tmp) / label.replace(":", "-"), opts, truth,
+                              sift_device(where), backdrop)
+                row.update(set=name, frame_size=f"{w}×{h}", device=where)
                 rows.append(row)
                 print(name, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
                       flush=True)
+                if args.json:  # after every run: a run cut short by a time limit keeps the rest
+                    args.json.write_text(json.dumps(rows, indent=1))
     print_table(rows)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

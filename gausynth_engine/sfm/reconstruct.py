@@ -160,14 +160,14 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
     on = "CUDA" if device != pycolmap.Device.cpu else "CPU"
     attempts: list[dict[str, Any]] = []
 
-    started = time.monotonic()
+    started = _clock()
     progress("features", 0, len(names))
     extract(database, images, names, options, size, options.masks, device)
     progress("features", len(names), len(names))
     log(f"features ({on}, {size[0]}×{size[1]} px{', masked' if options.masks else ''}): "
-        f"{time.monotonic() - started:.1f} s")
+        f"{_since(started)}")
 
-    started = time.monotonic()
+    started = _clock()
     count = len(names)
     exhaustive = options.matcher == "exhaustive"
     if exhaustive:
@@ -176,14 +176,14 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
         tried = set(cyclic_pairs(count, options.overlap))
     _match(database, work, names, sorted(tried), exhaustive, options.guided == "always", device)
     log(f"matching ({options.matcher}, {len(tried)} pairs, "
-        f"{'guided' if options.guided == 'always' else 'plain'}): {time.monotonic() - started:.1f} s")
+        f"{'guided' if options.guided == 'always' else 'plain'}): {_since(started)}")
 
     def attempt(opts: SfmOptions, incremental: Any, label: str, pairs: int, guided: int) -> Any:
-        started = time.monotonic()
+        started = _clock()
         model = _map(database, images, work, opts, incremental, count, progress, log)
         attempts.append({"pairs": pairs, "guided_pairs": guided, "mapper": label,
                          "registered": model.num_reg_images() if model else 0,
-                         "seconds": round(time.monotonic() - started, 2), "kept": False})
+                         "seconds": round(_clock()[0] - started[0], 2), "kept": False})
         return model
 
     best = attempt(options, _incremental(options), options.mapper, len(tried), 0)
@@ -197,10 +197,10 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
         log(f"only {got}/{count} frames registered; retrying: {len(weak)} weak pairs again and "
             f"{len(extra)} more pairs between the frames left out and the model"
             f"{' (guided)' if guide else ''}, then mapping again")
-        started = time.monotonic()
+        started = _clock()
         _forget(database, names, weak)
         _match(database, work, names, weak + extra, False, guide, device)
-        log(f"matching (retry, {len(weak) + len(extra)} pairs): {time.monotonic() - started:.1f} s")
+        log(f"matching (retry, {len(weak) + len(extra)} pairs): {_since(started)}")
         pairs, guided = len(tried) + len(extra), (len(weak) + len(extra)) if guide else 0
         # A relaxed start can split a model into fragments, a strict one finds no start on soft
         # textures: try COLMAP's strict start first, then the relaxed one, both registering loosely.
@@ -297,7 +297,7 @@ def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental
     """Gives the largest model the mapper finds, or None."""
     import pycolmap
 
-    started = time.monotonic()
+    started = _clock()
     maps = work / "maps"
     shutil.rmtree(maps, ignore_errors=True)
     maps.mkdir()
@@ -314,7 +314,7 @@ def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental
         models = pycolmap.incremental_mapping(database, images, maps, options=incremental,
                                               **_callbacks(progress, total))
     shutil.rmtree(maps, ignore_errors=True)
-    log(f"mapping ({opts.mapper}): {time.monotonic() - started:.1f} s, "
+    log(f"mapping ({opts.mapper}): {_since(started)}, "
         f"models: {[m.num_reg_images() for m in models.values()]}")
     if not models:
         return None
@@ -357,3 +357,13 @@ def _callbacks(progress: Progress, total: int) -> dict[str, Any]:
         progress("mapping", count[0], total)
 
     return {"initial_image_pair_callback": first_pair, "next_image_callback": next_image}
+
+
+def _clock() -> tuple[float, float]:
+    """Gives (wall, CPU) seconds now; CPU counts all of this process's threads (COLMAP's too)."""
+    return time.monotonic(), time.process_time()
+
+
+def _since(started: tuple[float, float]) -> str:
+    wall, cpu = _clock()
+    return f"{wall - started[0]:.1f} s (CPU {cpu - started[1]:.1f} s)"
