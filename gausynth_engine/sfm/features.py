@@ -100,12 +100,13 @@ def user_masks(source: Path, images: Path, names: list[str], dest: Path) -> Path
     return dest
 
 
-def static_backdrop_masks(images: Path, names: list[str], dest: Path, threshold: float = 6.0
+def static_backdrop_masks(images: Path, names: list[str], dest: Path, threshold: float = 12.0
                           ) -> tuple[Path, float]:
-    """Writes COLMAP masks that keep features off pixels that never change over the frames (the
-    fixed backdrop of a turntable capture, which moves with the camera in the object's frame);
-    gives (dest, fraction of the frame masked out). A moving camera changes every pixel, so there
-    the mask keeps everything."""
+    """Writes COLMAP masks that keep features off pixels that (nearly) never change over the
+    frames (the fixed backdrop of a turntable capture, which moves with the camera in the
+    object's frame); gives (dest, fraction of the frame masked out). Each frame's exposure is
+    matched first, and "never" allows one frame in ten to differ (noise, a passing shadow). A
+    moving camera changes every pixel, so there the mask keeps everything."""
     import cv2
 
     first = cv2.imread(str(Path(images) / names[0]), cv2.IMREAD_GRAYSCALE)
@@ -115,7 +116,10 @@ def static_backdrop_masks(images: Path, names: list[str], dest: Path, threshold:
     stack = np.stack([cv2.resize(cv2.imread(str(Path(images) / n), cv2.IMREAD_GRAYSCALE), small,
                                  interpolation=cv2.INTER_AREA).astype(np.float32) for n in names])
     median = np.median(stack, axis=0)
-    moving = (np.abs(stack - median).max(axis=0) > threshold).astype(np.uint8)
+    gain = np.median(median) / np.maximum(np.median(stack.reshape(len(stack), -1), axis=1), 1.0)
+    stack *= gain[:, None, None]
+    change = np.percentile(np.abs(stack - np.median(stack, axis=0)), 90, axis=0)
+    moving = (change > threshold).astype(np.uint8)
     # Grow what moves so that features at the object's rim keep their whole SIFT window.
     grow = max(3, round(0.03 * max(small)))
     moving = cv2.dilate(moving, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
