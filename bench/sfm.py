@@ -206,8 +206,15 @@ def measure(label: str, frames: Path, work: Path, opts: SfmOptions | None, truth
 
 
 def parse_changes(items: list[str]) -> dict[str, Any]:
-    return {k: json.loads(v) if v[:1] in "0123456789-tf" else v
-            for k, v in (item.split("=", 1) for item in items)}
+    """Gives {field: value} of FIELD=VALUE words (JSON values, else text)."""
+    changes = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        try:
+            changes[key] = json.loads(value)
+        except ValueError:
+            changes[key] = value
+    return changes
 
 
 def main() -> None:
@@ -254,10 +261,10 @@ def main() -> None:
                 if changes is not None:
                     changes = dict(changes)
                     backdrop = bool(changes.pop("backdrop_mask", False))
-                    opts = options(dataclasses.replace(Params(), **changes), device=where)
-                    focal = changes.get("focal_length_px")
-                    if focal == "truth" and truth.focal is not None:  # the known intrinsics as a prior
-                        opts = dataclasses.replace(opts, focal_length_px=float(np.nanmean(truth.focal)))
+                    focal = changes.pop("focal_length_px", 0.0)
+                    if focal == "truth":  # the set's known intrinsics as the prior
+                        focal = float(np.nanmean(truth.focal)) if truth.focal is not None else 0.0
+                    opts = options(dataclasses.replace(Params(), **changes), focal, device=where)
                 row = measure(label, frames, Path(tmp) / label.replace(":", "-"), opts, truth,
                               sift_device(where), backdrop)
                 row.update(set=name, frame_size=f"{w}×{h}", device=where)
