@@ -57,7 +57,7 @@ open(path, "wb").write(data)
 print(f"CUDA code: kept {kept / 2**20:.1f} MiB (sm_90), zeroed {zeroed / 2**20:.1f} MiB (other GPUs)")
 PY
 strip --strip-unneeded "$so"
-xz -9e -T0 -c "$so" > .dev-cuda/pycolmap_core.xz
+xz -6 -T0 -c "$so" > .dev-cuda/pycolmap_core.xz
 basename "$so" > .dev-cuda/pycolmap_core.name
 rm "$so"
 (cd "$tmp/site" && tar -cf - pycolmap pycolmap_cuda12.libs pycolmap_cuda12-*.dist-info) | xz -6 -T0 > .dev-cuda/site.tar.xz

@@ -271,19 +271,19 @@ def test_frames_of_different_sizes_cannot_share_one_camera(sample_frames, tmp_pa
 def test_a_known_focal_length_is_honoured(sample_frames, tmp_path: Path) -> None:
     from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
 
-    frames = _write(tmp_path / "frames", sample_frames[::2])
+    frames = _write(tmp_path / "frames", sample_frames)
     true_focal = 0.5 * 320 / np.tan(np.radians(40.0) / 2)  # the sample's 40° field of view
     # A trusted calibration is kept exactly, even a slightly wrong one.
     fixed = reconstruct(frames, tmp_path / "fixed", SfmOptions(focal_length_px=1.05 * true_focal,
                                                                fix_focal_length=True))
     camera = next(iter(fixed.reconstruction.cameras.values()))
-    assert fixed.registered == 12
+    assert fixed.registered == 24
     assert camera.mean_focal_length() == pytest.approx(1.05 * true_focal, rel=1e-6)
-    # A prior is where refinement starts, and it ends near the truth.
-    prior = reconstruct(frames, tmp_path / "prior", SfmOptions(focal_length_px=1.05 * true_focal))
+    # A prior is where refinement starts: from 20 % off it ends near the truth.
+    prior = reconstruct(frames, tmp_path / "prior", SfmOptions(focal_length_px=1.2 * true_focal))
     camera = next(iter(prior.reconstruction.cameras.values()))
     assert camera.has_prior_focal_length
-    assert camera.mean_focal_length() == pytest.approx(true_focal, rel=0.02)
+    assert camera.mean_focal_length() == pytest.approx(true_focal, rel=0.05)
 
 
 def test_the_stage_scales_the_preset_focal_length_to_its_frames(sample_video: Path, engine_run) -> None:
@@ -291,17 +291,19 @@ def test_the_stage_scales_the_preset_focal_length_to_its_frames(sample_video: Pa
 
     from gausynth_engine import read_manifest
 
-    # The input is 320×240; preprocess cuts the 240×240 middle and shrinks it to 120×120.
-    sets = {**SFM_SETS, "preprocess.num_frames": 12, "preprocess.colmap_size": 120,
-            "sfm.focal_length_px": 460.0, "sfm.fix_focal_length": True}
+    # The input is 320×240 with f = 439.6 px; preprocess cuts the 240×240 middle and shrinks it
+    # to 120×120, where f = 219.8 px.
+    sets = {**SFM_SETS, "preprocess.colmap_size": 120,
+            "sfm.focal_length_px": 439.6, "sfm.fix_focal_length": True}
     status, run_layout, events = engine_run(small_overrides(sample_video, **sets), until="sfm")
     assert status == "done", [e.error for e in events if isinstance(e, StageFailed)]
     record = read_manifest(run_layout, "sfm")["record"]
-    assert record["focal_prior_px"] == pytest.approx(230.0)
-    assert record["focal_length_px"] == pytest.approx(230.0)
-    assert record["mapper_used"] == "incremental" and record["sift_device"] == "cpu"
+    assert record["focal_prior_px"] == pytest.approx(219.8)
+    assert record["focal_length_px"] == pytest.approx(219.8)
+    kept = [a["mapper"] for a in record["attempts"] if a["kept"]]
+    assert [record["mapper_used"]] == kept and record["sift_device"] == "cpu"
     camera = next(iter(pycolmap.Reconstruction(run_layout.colmap_sparse).cameras.values()))
-    assert camera.focal_length_x == pytest.approx(230.0, rel=1e-3)
+    assert camera.focal_length_x == pytest.approx(219.8, rel=1e-3)
 
 
 def test_exif_focal_lengths_become_pixels(tmp_path: Path) -> None:
