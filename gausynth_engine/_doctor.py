@@ -40,6 +40,9 @@ def checks(build_gsplat: bool = False) -> Iterator[Check]:
         import pycolmap
 
         yield "pycolmap", True, f"{pycolmap.__version__} (CUDA: {getattr(pycolmap, 'has_cuda', 'N/A')})"
+        if not getattr(pycolmap, "has_cuda", False) and _cuda_gpu():
+            yield "CUDA SIFT", None, ("a GPU is here but pycolmap is the CPU build: for CUDA SIFT "
+                                      "see README 'SfM on the GPU' (pycolmap-cuda12)")
     except Exception as e:  # noqa: BLE001
         yield "pycolmap", False, f"does not import: {e}"
     try:
@@ -58,6 +61,15 @@ def checks(build_gsplat: bool = False) -> Iterator[Check]:
     free = shutil.disk_usage(Path.cwd()).free
     yield "disk", free > 5 * 2**30, f"{human_bytes(free)} free in {Path.cwd()}"
     yield "textual", _version("textual") is not None, _version("textual") or "not installed"
+
+
+def _cuda_gpu() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _gsplat(build: bool) -> Iterator[Check]:

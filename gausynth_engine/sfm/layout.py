@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def write_colmap_layout(reconstruction: Any, frames: Path, names: list[str], dat
 
     out.colmap_input.mkdir(parents=True, exist_ok=True)
     for name in names:
-        shutil.copy2(Path(frames) / name, out.colmap_input / name)
+        _link_or_copy(Path(frames) / name, out.colmap_input / name)
     if Path(database).resolve() != out.colmap_database.resolve():
         out.colmap_distorted.mkdir(parents=True, exist_ok=True)
         shutil.copy2(database, out.colmap_database)
@@ -42,3 +43,28 @@ def write_colmap_layout(reconstruction: Any, frames: Path, names: list[str], dat
     if missing:
         raise StageError(f"{out.colmap_images}: undistortion did not write {missing[0]} "
                          f"({len(missing)} registered frames missing)")
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """Hard-links a finished frame (no bytes copied; frames are never edited in place), or copies
+    it where the folders are on different file systems."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def write_layout_and_preview(reconstruction: Any, frames: Path, names: list[str], database: Path,
+                             out: RunLayout, preview: Path) -> None:
+    """Writes the colmap/ layout and the orbit preview video at once: the preview only reads the
+    model, so it is drawn while COLMAP undistorts the frames."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .._media import write_video
+    from .preview import render_orbit
+
+    with ThreadPoolExecutor(1) as pool:
+        video = pool.submit(write_video, preview, render_orbit(reconstruction), fps=24)
+        write_colmap_layout(reconstruction, frames, names, database, out)
+        video.result()

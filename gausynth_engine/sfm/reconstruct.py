@@ -28,13 +28,20 @@ class SfmOptions:
     matcher: str = "sequential"  # "sequential" (cyclic window) or "exhaustive"
     mapper: str = "incremental"  # "incremental" (COLMAP) or "global" (GLOMAP)
     overlap: int = 10  # frames after each frame that it is matched with (sequential)
-    max_image_size: int = 1600  # px, longest side SIFT sees
+    max_image_size: int = 0  # px, longest side SIFT sees; 0 = the frames' own size
     max_features: int = 4096  # per image (CPU matching costs grow with its square)
     peak_threshold: float = 0.004  # SIFT's contrast threshold (COLMAP's default 0.0067)
-    guided: bool = True  # re-match along the verified geometry: more matches on soft textures, slower
+    guided: str = "retry"  # re-match along verified geometry: "always", "retry" (weak pairs and
+    # bridges to left-out frames, only when frames are left out) or "never"
+    weak_inliers: int = 100  # a pair with fewer verified matches is re-matched guided in the retry
     camera_model: str = "SIMPLE_RADIAL"
     single_camera: bool = True  # all frames share one camera (a video)
     focal_factor: float = 1.2  # initial focal length = factor × longest side (no EXIF in videos)
+    focal_length_px: float = 0.0  # known focal length in the frames' pixels; 0 = unknown
+    fix_focal_length: bool = False  # keep the known focal length as it is (else refine it)
+    refine_principal_point: bool = False  # let bundle adjustment move the principal point
+    masks: Path | None = None  # COLMAP feature masks (<name>.png, black = no features)
+    device: str = "auto"  # SIFT extraction and matching: "auto", "cuda" or "cpu"
     retry: bool = True  # when too few register: bridge pairs to the left-out frames, looser mapper
     seed: int = 0
 
@@ -45,7 +52,8 @@ class SfmResult:
 
     reconstruction: Any  # pycolmap.Reconstruction
     image_names: list[str]  # every frame offered, in order
-    attempts: list[dict[str, Any]]  # per mapping: pairs matched so far, mapper, registered
+    attempts: list[dict[str, Any]]  # per mapping: pairs matched so far, mapper, registered, kept
+    device: str = "cpu"  # where SIFT ran
 
     @property
     def registered(self) -> int:
@@ -54,6 +62,11 @@ class SfmResult:
     @property
     def fraction(self) -> float:
         return self.registered / len(self.image_names)
+
+    @property
+    def mapper(self) -> str:
+        """Gives the mapping attempt that made the kept model, e.g. 'global (fallback)'."""
+        return next((a["mapper"] for a in self.attempts if a.get("kept")), "")
 
     def stats(self) -> dict[str, Any]:
         """Gives registered/total, 3D points, mean reprojection error (px), mean track length."""
@@ -68,9 +81,11 @@ class SfmResult:
 Progress = Callable[[str, int, int], None]  # (phase, value, total)
 
 
-def check_frames(images: Path) -> list[str]:
-    """Gives the frame names SfM can use, or raises StageError saying why the folder cannot work."""
+def check_frames(images: Path, single_camera: bool = True) -> tuple[list[str], tuple[int, int]]:
+    """Gives the frame names SfM can use and their size (w, h), or raises StageError saying why
+    the folder cannot work."""
     import cv2
+    from PIL import Image
 
     from .._media import list_images
 
@@ -82,14 +97,26 @@ def check_frames(images: Path) -> list[str]:
     if len(files) < MIN_IMAGES:
         raise StageError(f"{images}: {len(files)} frame(s); SfM needs at least {MIN_IMAGES} "
                          "(raise preprocess.num_frames)")
+    sizes = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                sizes.append(im.size)
+        except OSError as e:
+            raise StageError(f"{f}: not a readable image ({e})") from None
+    odd = next((f for f, s in zip(files, sizes, strict=True) if s != sizes[0]), None)
+    if single_camera and odd is not None:
+        raise StageError(f"{odd}: {sizes[files.index(odd)][0]}×{sizes[files.index(odd)][1]} px, "
+                         f"but {files[0].name} is {sizes[0][0]}×{sizes[0][1]}; one shared camera "
+                         "needs frames of one size (or set sfm.single_camera = false)")
     # Identical frames match perfectly and triangulate nothing: say so instead of a vague failure.
-    small = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (64, 64),
+    small = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_REDUCED_GRAYSCALE_2), (64, 64),
                         interpolation=cv2.INTER_AREA).astype(np.float32) for f in files]
     distinct = 1 + sum(np.abs(a - b).mean() > 0.5 for a, b in zip(small, small[1:], strict=False))
     if distinct < MIN_IMAGES:
         raise StageError(f"{images}: the {len(files)} frames are (nearly) identical ({distinct} "
                          "distinct); SfM needs a camera that moves around the object")
-    return [f.name for f in files]
+    return [f.name for f in files], sizes[0]
 
 
 def cyclic_pairs(count: int, overlap: int) -> list[tuple[int, int]]:
@@ -108,80 +135,127 @@ def cyclic_pairs(count: int, overlap: int) -> list[tuple[int, int]]:
 
 
 def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
-                progress: Progress | None = None, log: Callable[[str], None] | None = None) -> SfmResult:
+                progress: Progress | None = None, log: Callable[..., None] | None = None) -> SfmResult:
     """Gives the largest reconstruction of the frames in `images`; `work` gets database.db.
 
-    When some frames are left out of the model and `retry` is on, the frames left
-    out are matched against frames spread over the model (features are kept, only new pairs are
-    matched) and mapping runs again registering more loosely, from COLMAP's strict initial pair
-    and then, if still short, from a relaxed one; the largest model wins.
+    The first pass is cheap: plain matching of the cyclic pairs (or all pairs), one mapping.
+    Only when frames are left out and `retry` is on, the pairs with few verified matches are
+    matched again along their geometry (guided), the frames left out are matched (guided) against
+    frames spread over the whole turn-around, and mapping runs again registering more loosely,
+    from COLMAP's strict initial pair, then a relaxed one, then globally; the largest model wins.
     """
     import pycolmap
 
-    names = check_frames(images)
+    from .features import extract, sift_device
+
+    names, size = check_frames(images, options.single_camera)
     progress = progress or (lambda phase, value, total: None)
-    log = log or (lambda message: None)
+    log = log or (lambda message, level="info": None)
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     database = work / "database.db"
     database.unlink(missing_ok=True)
     pycolmap.set_random_seed(options.seed)
+    device = sift_device(options.device, log)
+    on = "CUDA" if device != pycolmap.Device.cpu else "CPU"
     attempts: list[dict[str, Any]] = []
 
-    started = time.monotonic()
+    started = _clock()
     progress("features", 0, len(names))
-    _extract(database, images, names, options)
+    extract(database, images, names, options, size, options.masks, device)
     progress("features", len(names), len(names))
-    log(f"features: {time.monotonic() - started:.1f} s")
+    log(f"features ({on}, {size[0]}×{size[1]} px{', masked' if options.masks else ''}): "
+        f"{_since(started)}")
 
-    started = time.monotonic()
+    started = _clock()
     count = len(names)
-    if options.matcher == "exhaustive":
+    exhaustive = options.matcher == "exhaustive"
+    if exhaustive:
         tried = {(i, j) for i in range(count) for j in range(i + 1, count)}
     else:
         tried = set(cyclic_pairs(count, options.overlap))
-    _match(database, work, names, sorted(tried), exhaustive=options.matcher == "exhaustive",
-           guided=options.guided)
-    log(f"matching ({options.matcher}, {len(tried)} pairs): {time.monotonic() - started:.1f} s")
+    _match(database, work, names, sorted(tried), exhaustive, options.guided == "always", device)
+    log(f"matching ({options.matcher}, {len(tried)} pairs, "
+        f"{'guided' if options.guided == 'always' else 'plain'}): {_since(started)}")
 
-    best = _map(database, images, work, options, _incremental(options), count, progress, log)
-    attempts.append({"pairs": len(tried), "mapper": options.mapper,
-                     "registered": best.num_reg_images() if best else 0})
+    def attempt(opts: SfmOptions, incremental: Any, label: str, pairs: int, guided: int) -> Any:
+        started = _clock()
+        model = _map(database, images, work, opts, incremental, count, progress, log)
+        attempts.append({"pairs": pairs, "guided_pairs": guided, "mapper": label,
+                         "registered": model.num_reg_images() if model else 0,
+                         "seconds": round(_clock()[0] - started[0], 2), "kept": False})
+        return model
+
+    best = attempt(options, _incremental(options), options.mapper, len(tried), 0)
+    best_at = 0
     if options.retry and (best is None or best.num_reg_images() < count):
         got = best.num_reg_images() if best is not None else 0
         registered = {im.name for im in best.images.values() if im.has_pose} if best else set()
+        guide = options.guided != "never"
+        weak = weak_pairs(database, names, tried, options.weak_inliers) if guide else []
         extra = bridge_pairs(names, registered, tried)
-        log(f"only {got}/{count} frames registered; retrying: {len(extra)} more pairs between "
-            "the frames left out and the model, then mapping again")
-        started = time.monotonic()
-        _match(database, work, names, extra, exhaustive=False, guided=True)
-        log(f"matching (bridge, {len(extra)} pairs): {time.monotonic() - started:.1f} s")
+        log(f"only {got}/{count} frames registered; retrying: {len(weak)} weak pairs again and "
+            f"{len(extra)} more pairs between the frames left out and the model"
+            f"{' (guided)' if guide else ''}, then mapping again")
+        started = _clock()
+        _forget(database, names, weak)
+        _match(database, work, names, weak + extra, False, guide, device)
+        log(f"matching (retry, {len(weak) + len(extra)} pairs): {_since(started)}")
+        pairs, guided = len(tried) + len(extra), (len(weak) + len(extra)) if guide else 0
         # A relaxed start can split a model into fragments, a strict one finds no start on soft
         # textures: try COLMAP's strict start first, then the relaxed one, both registering loosely.
         for start in ("strict", "relaxed"):
-            again = _map(database, images, work, replace(options, mapper="incremental"),
-                         _incremental(options, loose=True, start=start), count, progress, log)
-            attempts.append({"pairs": len(tried) + len(extra), "mapper": f"incremental ({start} start)",
-                             "registered": again.num_reg_images() if again else 0})
+            again = attempt(replace(options, mapper="incremental"),
+                            _incremental(options, loose=True, start=start),
+                            f"incremental ({start} start)", pairs, guided)
             if again is not None and (best is None or again.num_reg_images() > best.num_reg_images()):
-                best = again
+                best, best_at = again, len(attempts) - 1
             if best is not None and best.num_reg_images() == count:
                 break
         if options.mapper == "incremental" and (best is None or best.num_reg_images() < count):
             # Incremental mapping can stall on a bad start (a few frames, or matches between
             # frames nothing explains); global mapping sees every pair at once.
-            again = _map(database, images, work, replace(options, mapper="global"), None, count,
-                         progress, log)
-            attempts.append({"pairs": len(tried) + len(extra), "mapper": "global (fallback)",
-                             "registered": again.num_reg_images() if again else 0})
+            again = attempt(replace(options, mapper="global"), None, "global (fallback)", pairs,
+                            guided)
             if again is not None and (best is None or again.num_reg_images() > best.num_reg_images()):
-                best = again
+                best, best_at = again, len(attempts) - 1
     (work / "pairs.txt").unlink(missing_ok=True)
     if best is None or best.num_reg_images() == 0:
         raise StageError(f"{images}: SfM found no model in {count} frames (no image pair "
                          "with enough matched features and parallax); is the object textured "
                          "and does the camera move around it?")
-    return SfmResult(best, names, attempts)
+    attempts[best_at]["kept"] = True
+    return SfmResult(best, names, attempts, device="cuda" if on == "CUDA" else "cpu")
+
+
+def weak_pairs(database: Path, names: list[str], tried: set[tuple[int, int]], below: int
+               ) -> list[tuple[int, int]]:
+    """Gives the matched index pairs whose verified geometry holds fewer than `below` matches
+    (but some: guided matching needs a geometry to follow)."""
+    import pycolmap
+
+    with pycolmap.Database.open(database) as db:
+        index = {im.image_id: names.index(im.name) for im in db.read_all_images()}
+        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
+    weak = set()
+    for pair_id, n in zip(pair_ids, inliers, strict=True):
+        if 0 < n < below:
+            a, b = (index[i] for i in pycolmap.pair_id_to_image_pair(pair_id))
+            weak.add((min(a, b), max(a, b)))
+    return sorted(weak & tried)
+
+
+def _forget(database: Path, names: list[str], pairs: list[tuple[int, int]]) -> None:
+    """Deletes the matches of `pairs` so that the matcher computes them again."""
+    import pycolmap
+
+    if not pairs:
+        return
+    with pycolmap.Database.open(database) as db:
+        ids = {im.name: im.image_id for im in db.read_all_images()}
+        for i, j in pairs:
+            db.delete_matches(ids[names[i]], ids[names[j]])
+            db.delete_two_view_geometry(ids[names[i]], ids[names[j]])
 
 
 def bridge_pairs(names: list[str], registered: set[str], tried: set[tuple[int, int]],
@@ -198,31 +272,15 @@ def bridge_pairs(names: list[str], registered: set[str], tried: set[tuple[int, i
     return sorted(pairs - tried)
 
 
-def _extract(database: Path, images: Path, names: list[str], opts: SfmOptions) -> None:
-    import pycolmap
-
-    extraction = pycolmap.FeatureExtractionOptions()
-    extraction.max_image_size = opts.max_image_size
-    extraction.sift.max_num_features = opts.max_features
-    extraction.sift.peak_threshold = opts.peak_threshold
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = opts.camera_model
-    reader.default_focal_length_factor = opts.focal_factor
-    mode = pycolmap.CameraMode.SINGLE if opts.single_camera else pycolmap.CameraMode.AUTO
-    pycolmap.extract_features(database, images, image_names=names, camera_mode=mode,
-                              reader_options=reader, extraction_options=extraction,
-                              device=pycolmap.Device.cpu)
-
-
 def _match(database: Path, work: Path, names: list[str], pairs: list[tuple[int, int]],
-           exhaustive: bool, guided: bool) -> None:
+           exhaustive: bool, guided: bool, device: Any) -> None:
     """Matches features of the given pairs (guided: a second pass along the found geometry)."""
     import pycolmap
 
     matching = pycolmap.FeatureMatchingOptions()
     matching.guided_matching = guided
     if exhaustive:
-        pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+        pycolmap.match_exhaustive(database, matching_options=matching, device=device)
         return
     if not pairs:
         return
@@ -231,15 +289,15 @@ def _match(database: Path, work: Path, names: list[str], pairs: list[tuple[int, 
     pycolmap.match_image_pairs(database, matching_options=matching,
                                pairing_options=pycolmap.ImportedPairingOptions(
                                    match_list_path=str(pair_file)),
-                               device=pycolmap.Device.cpu)
+                               device=device)
 
 
 def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental: Any,
-         total: int, progress: Progress, log: Callable[[str], None]) -> Any:
+         total: int, progress: Progress, log: Callable[..., None]) -> Any:
     """Gives the largest model the mapper finds, or None."""
     import pycolmap
 
-    started = time.monotonic()
+    started = _clock()
     maps = work / "maps"
     shutil.rmtree(maps, ignore_errors=True)
     maps.mkdir()
@@ -247,13 +305,16 @@ def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental
         progress("mapping", 0, total)
         glob = pycolmap.GlobalPipelineOptions()
         glob.random_seed = opts.seed
+        ba = glob.mapper.bundle_adjustment
+        ba.refine_focal_length = not (opts.fix_focal_length and opts.focal_length_px > 0)
+        ba.refine_principal_point = opts.refine_principal_point
         models = pycolmap.global_mapping(database, images, maps, options=glob)
         progress("mapping", max((m.num_reg_images() for m in models.values()), default=0), total)
     else:
         models = pycolmap.incremental_mapping(database, images, maps, options=incremental,
                                               **_callbacks(progress, total))
     shutil.rmtree(maps, ignore_errors=True)
-    log(f"mapping ({opts.mapper}): {time.monotonic() - started:.1f} s, "
+    log(f"mapping ({opts.mapper}): {_since(started)}, "
         f"models: {[m.num_reg_images() for m in models.values()]}")
     if not models:
         return None
@@ -276,6 +337,10 @@ def _incremental(opts: SfmOptions, loose: bool = False, start: str = "relaxed") 
     o.mapper.abs_pose_min_inlier_ratio = 0.1 if loose else 0.15
     o.mapper.max_reg_trials = 8 if loose else 5
     o.mapper.init_max_reg_trials = 4
+    if opts.fix_focal_length and opts.focal_length_px > 0:
+        o.ba_refine_focal_length = False
+        o.mapper.abs_pose_refine_focal_length = False
+    o.ba_refine_principal_point = opts.refine_principal_point
     return o
 
 
@@ -292,3 +357,13 @@ def _callbacks(progress: Progress, total: int) -> dict[str, Any]:
         progress("mapping", count[0], total)
 
     return {"initial_image_pair_callback": first_pair, "next_image_callback": next_image}
+
+
+def _clock() -> tuple[float, float]:
+    """Gives (wall, CPU) seconds now; CPU counts all of this process's threads (COLMAP's too)."""
+    return time.monotonic(), time.process_time()
+
+
+def _since(started: tuple[float, float]) -> str:
+    wall, cpu = _clock()
+    return f"{wall - started[0]:.1f} s (CPU {cpu - started[1]:.1f} s)"

@@ -35,3 +35,17 @@ def true_centres(world_to_camera: np.ndarray) -> np.ndarray:
     """Gives camera centres [N, 3] of world-to-camera matrices [N, 4, 4]."""
     R, t = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
     return -np.einsum("nji,nj->ni", R, t)
+
+
+def rotation_error(estimated: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Gives the mean and max angle (degrees) between estimated and true world-to-camera
+    rotations [N, 3, 3] after the one world rotation that fits them best (chordal mean)."""
+    # R_true ≈ R_est · A for one A; each camera votes A_n = R_est_nᵀ R_true_n.
+    votes = np.einsum("nji,njk->nik", estimated, true)
+    U, _, Vt = np.linalg.svd(votes.sum(0))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    A = U @ D @ Vt
+    residual = np.einsum("ji,njk->nik", A, votes)  # Aᵀ A_n: identity when the camera agrees
+    cos = np.clip((np.trace(residual, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
+    angles = np.degrees(np.arccos(cos))
+    return {"mean_deg": float(angles.mean()), "max_deg": float(angles.max())}

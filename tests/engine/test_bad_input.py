@@ -183,8 +183,8 @@ CASES = [
     Case("canny-crossed", lambda w: run(w, "reimagine.canny_low=200", "reimagine.canny_high=100"), 2,
          ("reimagine.canny_low", "above reimagine.canny_high")),
     Case("too-few-iterations", lambda w: run(w, "splat.iterations=10"), 2, ("splat.iterations", "out of range")),
-    Case("number-for-bool", lambda w: run(w, "blend.remove_background=3"), 2,
-         ("blend.remove_background", "true or false")),
+    Case("number-for-bool", lambda w: run(w, "mask.grabcut=3"), 2,
+         ("mask.grabcut", "true or false")),
     Case("keep-zero-trainings", lambda w: run(w, "run.keep_trainings=0"), 2, ("run.keep_trainings", "out of range")),
     # --- paths ---------------------------------------------------------------------------------
     Case("outputs-root-is-a-file", lambda w: run(w, extra=("--outputs-root", str(w.file("rootfile", "x")))), 2,

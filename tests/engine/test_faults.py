@@ -256,7 +256,7 @@ from gausynth_engine._layout import RunLayout
 from gausynth_engine._stage import StageContext
 from gausynth_engine.stages import splat
 layout = RunLayout(Path(sys.argv[1]))
-preset = parse_preset("", "test", ["run.pipeline='original'", "blend.remove_background=false"])
+preset = parse_preset("", "test", ["run.pipeline='original'", "mask.method='off'"])
 small = dataclasses.replace(preset.splat, iterations=20, eval_at=(), test_every=4, checkpoint_every=10)
 preset = dataclasses.replace(preset, splat=small)
 def emit(e):

@@ -187,3 +187,207 @@ def test_sequential_pairs_close_the_loop_around_the_object() -> None:
     assert (0, 47) in pairs and (2, 45) in pairs  # the end of the turn-around meets its start
     assert (0, 16) in pairs and (10, 42) in pairs  # power-of-two jumps tie distant views together
     assert (0, 20) not in pairs and all(i < j for i, j in pairs)
+
+
+@pytest.fixture(scope="module")
+def sample_frames(sample_video: Path) -> list[np.ndarray]:
+    """The 24 sample frames, whole (320×240 RGB), in orbit order."""
+    from gausynth_engine._media import probe_input, read_frames
+
+    info = probe_input(sample_video)
+    return [image[..., :3] for _, image in read_frames(info, list(range(info.frame_count)))]
+
+
+def _write(folder: Path, frames: list[np.ndarray]) -> Path:
+    from gausynth_engine._media import write_image
+
+    for n, frame in enumerate(frames):
+        write_image(folder / f"{n:04d}.png", frame)
+    return folder
+
+
+def test_frames_the_cheap_pass_cannot_pose_come_back_in_the_retry(sample_frames, tmp_path: Path) -> None:
+    """Shuffled so that no pair the cheap pass matches (neighbours and 2^k apart) is closer than
+    60°: plain matching poses nothing; the retry's guided bridges pose every frame."""
+    from gausynth_engine._stage import StageError
+    from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
+
+    # Position p holds orbit frame 5p mod 24: the true neighbours sit 5 places apart.
+    frames = _write(tmp_path / "shuffled", [sample_frames[(5 * p) % 24][:, 40:280] for p in range(24)])
+    cheap = SfmOptions(overlap=1, retry=False)
+    try:
+        registered = reconstruct(frames, tmp_path / "cheap", cheap).registered
+    except StageError:
+        registered = 0
+    assert registered < 12
+    result = reconstruct(frames, tmp_path / "retry", SfmOptions(overlap=1))
+    assert result.registered == 24
+    kept = [a for a in result.attempts if a["kept"]]
+    assert len(kept) == 1 and kept[0]["guided_pairs"] > 0
+    assert result.mapper == kept[0]["mapper"] and result.mapper != result.attempts[0]["mapper"]
+
+
+def test_non_square_frames_keep_their_shape_and_poses(sample_frames, sample_video: Path,
+                                                      tmp_path: Path) -> None:
+    import cv2
+    import pycolmap
+
+    from gausynth_engine._layout import RunLayout
+    from gausynth_engine.sfm.layout import write_layout_and_preview
+    from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
+    from gausynth_engine.sfm.truth import centre_error, true_centres
+
+    frames = _write(tmp_path / "wide", sample_frames)  # 320×240, 15° apart
+    true_focal = 0.5 * 320 / np.tan(np.radians(40.0) / 2)
+    result = reconstruct(frames, tmp_path / "work", SfmOptions(focal_length_px=true_focal))
+    assert result.registered == 24
+    camera = next(iter(result.reconstruction.cameras.values()))
+    assert (camera.width, camera.height) == (320, 240)
+    assert (camera.principal_point_x, camera.principal_point_y) == (160, 120)
+    truth = json.loads(sample_video.with_name("turnaround.cameras.json").read_text())
+    w2c = np.array([f["world_to_camera"] for f in truth["frames"]])
+    estimated = np.array([result.reconstruction.find_image_with_name(f"{n:04d}.png").projection_center()
+                          for n in range(24)])
+    assert centre_error(estimated, true_centres(w2c))["rms_relative"] < 0.03
+    out = RunLayout(tmp_path / "run")
+    write_layout_and_preview(result.reconstruction, frames, result.image_names,
+                             tmp_path / "work" / "database.db", out, tmp_path / "colmap.mp4")
+    undistorted = next(iter(pycolmap.Reconstruction(out.colmap_sparse).cameras.values()))
+    assert undistorted.width > undistorted.height  # still landscape after undistortion
+    assert cv2.imread(str(out.colmap_images / "0000.png")).shape[:2] == (undistorted.height, undistorted.width)
+    assert (tmp_path / "colmap.mp4").stat().st_size > 10_000
+
+
+def test_frames_of_different_sizes_cannot_share_one_camera(sample_frames, tmp_path: Path) -> None:
+    from gausynth_engine._stage import StageError
+    from gausynth_engine.sfm.reconstruct import check_frames
+
+    frames = _write(tmp_path / "mixed", [f[:, :300] if n == 3 else f for n, f in enumerate(sample_frames[:6])])
+    with pytest.raises(StageError, match=r"0003\.png: 300×240 px, but 0000\.png is 320×240"):
+        check_frames(frames)
+    assert len(check_frames(frames, single_camera=False)[0]) == 6
+
+
+def test_a_known_focal_length_is_honoured(sample_frames, tmp_path: Path) -> None:
+    from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
+
+    frames = _write(tmp_path / "frames", sample_frames)
+    true_focal = 0.5 * 320 / np.tan(np.radians(40.0) / 2)  # the sample's 40° field of view
+    # A trusted calibration is kept exactly, even a slightly wrong one.
+    fixed = reconstruct(frames, tmp_path / "fixed", SfmOptions(focal_length_px=1.05 * true_focal,
+                                                               fix_focal_length=True))
+    camera = next(iter(fixed.reconstruction.cameras.values()))
+    assert fixed.registered == 24
+    assert camera.mean_focal_length() == pytest.approx(1.05 * true_focal, rel=1e-6)
+    # A prior is where refinement starts: from 20 % off it ends near the truth.
+    prior = reconstruct(frames, tmp_path / "prior", SfmOptions(focal_length_px=1.2 * true_focal))
+    camera = next(iter(prior.reconstruction.cameras.values()))
+    assert camera.has_prior_focal_length
+    assert camera.mean_focal_length() == pytest.approx(true_focal, rel=0.05)
+
+
+def test_the_stage_scales_the_preset_focal_length_to_its_frames(sample_video: Path, engine_run) -> None:
+    import pycolmap
+
+    from gausynth_engine import read_manifest
+
+    # The input is 320×240 with f = 439.6 px; preprocess cuts the 240×240 middle and shrinks it
+    # to 120×120, where f = 219.8 px.
+    sets = {**SFM_SETS, "preprocess.colmap_size": 120,
+            "sfm.focal_length_px": 439.6, "sfm.fix_focal_length": True}
+    status, run_layout, events = engine_run(small_overrides(sample_video, **sets), until="sfm")
+    assert status == "done", [e.error for e in events if isinstance(e, StageFailed)]
+    record = read_manifest(run_layout, "sfm")["record"]
+    assert record["focal_prior_px"] == pytest.approx(219.8)
+    assert record["focal_length_px"] == pytest.approx(219.8)
+    kept = [a["mapper"] for a in record["attempts"] if a["kept"]]
+    assert [record["mapper_used"]] == kept and record["sift_device"] == "cpu"
+    camera = next(iter(pycolmap.Reconstruction(run_layout.colmap_sparse).cameras.values()))
+    assert camera.focal_length_x == pytest.approx(219.8, rel=1e-3)
+
+
+def test_exif_focal_lengths_become_pixels(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from gausynth_engine.sfm.intrinsics import exif_focal_px, scale_to_frames
+
+    def photo(name: str, **tags: float) -> Path:
+        exif = Image.Exif()
+        ifd = exif.get_ifd(0x8769)
+        codes = {"focal": 37386, "f35": 41989, "plane_x": 41486, "unit": 41488, "width": 40962}
+        for key, value in tags.items():
+            ifd[codes[key]] = value
+        path = tmp_path / name
+        Image.new("RGB", (1500, 1000)).save(path, exif=exif)
+        return path
+
+    # 35 mm equivalent: f / 36 mm of the long side.
+    assert exif_focal_px(photo("a.jpg", f35=72))[0] == pytest.approx(3000.0)
+    # mm with the focal plane's resolution, on a photo shrunk from 3000 px to 1500.
+    focal, _ = exif_focal_px(photo("b.jpg", focal=41.0, plane_x=134.5, unit=4, width=3000))
+    assert focal == pytest.approx(41.0 * 134.5 / 2)
+    # mm alone says nothing without the sensor's width (plush-dog's Canon: 22.3 mm).
+    assert exif_focal_px(photo("c.jpg", focal=41.0)) is None
+    assert exif_focal_px(photo("d.jpg", focal=41.0), 22.3)[0] == pytest.approx(41 / 22.3 * 1500)
+    assert scale_to_frames((1500, 1000), (750, 500)) == 0.5
+    assert scale_to_frames((320, 240), (120, 120), "crop") == 0.5
+    assert scale_to_frames((320, 240), (160, 160), "pad") == 0.5
+
+
+def test_feature_masks_keep_features_off_the_masked_pixels(sample_frames, tmp_path: Path) -> None:
+    import cv2
+    import pycolmap
+    from PIL import Image
+
+    from gausynth_engine.sfm.features import extract, static_backdrop_masks, user_masks
+    from gausynth_engine.sfm.reconstruct import SfmOptions
+
+    frames = _write(tmp_path / "frames", sample_frames[:4])
+    names = [f"{n:04d}.png" for n in range(4)]
+    given = tmp_path / "given"
+    given.mkdir()
+    for name in names:  # RGBA cut-outs: only the right half is "object"
+        rgba = np.zeros((240, 320, 4), np.uint8)
+        rgba[:, 160:, 3] = 255
+        Image.fromarray(rgba).save(given / name)
+    masks = user_masks(given, frames, names, tmp_path / "colmap-masks")
+    extract(tmp_path / "db.db", frames, names, SfmOptions(), (320, 240), masks, pycolmap.Device.cpu)
+    with pycolmap.Database.open(tmp_path / "db.db") as db:
+        xs = np.concatenate([db.read_keypoints(im.image_id)[:, 0] for im in db.read_all_images()])
+    assert len(xs) > 100 and xs.min() >= 160 - 1
+
+    # A static backdrop: the same corner in every frame is masked, the orbiting object is not.
+    still = [f.copy() for f in sample_frames[:8]]
+    for f in still:
+        f[:60, :80] = still[0][:60, :80]
+    frames = _write(tmp_path / "still", still)
+    names = [f"{n:04d}.png" for n in range(8)]
+    folder, masked = static_backdrop_masks(frames, names, tmp_path / "backdrop")
+    mask = cv2.imread(str(folder / "0000.png.png"), 0)
+    assert mask[:40, :50].max() == 0 and mask[120, 160] == 255 and 0 < masked < 0.9
+
+
+def test_the_cpu_build_asked_for_cuda_says_so_and_runs_on_the_cpu() -> None:
+    import pycolmap
+
+    from gausynth_engine.sfm.features import sift_device
+
+    if pycolmap.has_cuda:
+        pytest.skip("this pycolmap is the CUDA build")
+    said: list[str] = []
+    assert sift_device("cuda", lambda m, level="info": said.append(m)) == pycolmap.Device.cpu
+    assert sift_device("auto") == pycolmap.Device.cpu
+    assert said and "pycolmap-cuda12" in said[0]
+
+
+@pytest.mark.gpu
+def test_cuda_sift_poses_the_sample_like_the_cpu(sample_frames, tmp_path: Path) -> None:
+    import pycolmap
+
+    from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
+
+    if not pycolmap.has_cuda:
+        pytest.skip("the CPU build of pycolmap (pip install pycolmap-cuda12 for CUDA SIFT)")
+    frames = _write(tmp_path / "frames", sample_frames[::2])
+    result = reconstruct(frames, tmp_path / "cuda", SfmOptions(device="cuda"))
+    assert result.device == "cuda" and result.registered == 12
