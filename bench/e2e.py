@@ -165,6 +165,8 @@ def run_cli(name: str, preset: str, sets: list[str], outputs: Path, deadline: fl
                 say(f"run {name}: the bench's budget is spent: cancelling it (SIGTERM)")
                 proc.terminate()
                 cut = True
+            elif cut and elapsed() > deadline + 20:  # the orchestrator did not stop in time
+                proc.kill()
             time.sleep(0.5)
     wall = time.perf_counter() - t
     result = read_run(layout)

@@ -30,16 +30,17 @@ REALWORLD_X4 = dict(embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_siz
 TINY_X4 = dict(embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=8, mlp_ratio=2.0, upscale=4,
                upsampler="nearest+conv", img_range=1.0, resi_connection="1conv", image_size=32)
 
-# Published parameter counts of the real models (from their public weight files), to check
-# that what was built is the real architecture: name -> (count, relative tolerance).
+# Parameter counts of the real models, to check that what was built is the real architecture:
+# name -> (count, relative tolerance). Exact where the count is published; the ControlNet and the
+# image encoder from their public fp16 files (≈2.50 GB and ≈3.69 GB, 2 bytes a parameter).
 PUBLISHED = {
     "unet": (2_567_463_684, 0.001),  # SD-XL base UNet
     "vae": (83_653_863, 0.001),
     "text_encoder": (123_060_480, 0.001),  # CLIP ViT-L/14 text
     "text_encoder_2": (694_659_840, 0.001),  # OpenCLIP bigG/14 text (with projection)
-    "controlnet": (1_251_245_888, 0.01),  # diffusers/controlnet-canny-sdxl-1.0
-    "image_encoder": (1_844_895_488, 0.01),  # OpenCLIP ViT-bigG/14 vision (with projection)
-    "u2net": (44_009_869, 0.001),  # rembg's u2net.onnx (U²-Net full)
+    "controlnet": (1_250_000_000, 0.01),  # diffusers/controlnet-canny-sdxl-1.0
+    "image_encoder": (1_845_000_000, 0.01),  # h94/IP-Adapter sdxl_models/image_encoder (ViT-bigG/14)
+    "u2net": (44_009_869, 0.001),  # rembg's u2net.onnx (U²-Net full, 176 MB in fp32)
 }
 
 
