@@ -166,6 +166,7 @@ def run_cli(name: str, preset: str, sets: list[str], outputs: Path, deadline: fl
                 proc.terminate()
                 cut = True
             elif cut and elapsed() > deadline + 20:  # the orchestrator did not stop in time
+                kill_workers(layout)
                 proc.kill()
             time.sleep(0.5)
     wall = time.perf_counter() - t
@@ -174,6 +175,20 @@ def run_cli(name: str, preset: str, sets: list[str], outputs: Path, deadline: fl
                   cut_by_budget=cut, sets=sets)
     say(f"run {name}: exit {proc.returncode} after {wall:.1f} s")
     return result
+
+
+def kill_workers(layout: Any) -> None:
+    """Kills the process group of every worker the journal shows running (they outlive the CLI)."""
+    import signal
+
+    from gausynth_engine import RunView
+
+    for stage in RunView.from_journal(layout.journal).stages.values():
+        if stage.state == "running" and stage.pid:
+            try:
+                os.killpg(stage.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def read_run(layout: Any) -> dict:
@@ -245,7 +260,9 @@ def check_run(run: dict, expect: dict[str, Any], info: dict[str, Any]) -> list[s
     for sid, s in run["stages"].items():
         if s["state"] in ("off", "skip", "out"):
             continue
-        if s["state"] != "done":
+        if s["state"] == "run":
+            problems.append(f"{sid}: not reached")
+        elif s["state"] != "done":
             problems.append(f"{sid}: {s['state']}{': ' + s['error'] if s.get('error') else ''}")
         elif sid in GPU_STAGES and expect["device"] == "cuda" and s.get("device") != "cuda":
             problems.append(f"{sid}: ran on {s.get('device')}, not cuda")
