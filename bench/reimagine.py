@@ -54,22 +54,14 @@ def peak_gb() -> float:
 
 def build_models(root: Path) -> dict[str, str]:
     """Saves random fp16 models with the real architectures under root/models (once)."""
-    import torch
-    from tiny_models import TINY as TINY_CONFIGS
-    from tiny_models import save_random_models
+    from random_models import save_diffusion
 
     marker = root / "models" / "done.json"
     if marker.exists():
         return json.loads(marker.read_text())
-    configs = {p.stem: json.loads(p.read_text()) for p in (HERE / "configs").glob("*.json")}
-    if DEVICE == "cpu":
-        configs = TINY_CONFIGS
     started = time.perf_counter()
-    folders = save_random_models(root / "models", configs, dtype=dtype(), device=DEVICE)
-    if DEVICE == "cuda":
-        torch.cuda.empty_cache()
-    info = {"checkpoint": str(folders.checkpoint), "controlnet": str(folders.controlnet),
-            "ip_adapter": str(folders.ip_adapter), "build_seconds": round(time.perf_counter() - started, 1)}
+    info = save_diffusion(root / "models", DEVICE, tiny=DEVICE == "cpu")
+    info["build_seconds"] = round(time.perf_counter() - started, 1)
     marker.write_text(json.dumps(info))
     return info
 
@@ -101,8 +93,13 @@ def make_sheet(root: Path) -> tuple[Path, object]:
     return outputs, layout
 
 
-def run_bare(root: Path, models: dict[str, str], low_vram: bool) -> dict:
-    """The baseline, in this (fresh) process: diffusers called directly; gives its figures."""
+def run_bare(root: Path, models: dict[str, str], low_vram: bool, sheet_path: Path | None = None,
+             calls: int = 2, image_out: Path | None = None) -> dict:
+    """The baseline, in this (fresh) process: diffusers called directly; gives its figures.
+
+    The sheet is the bench's drawn one unless `sheet_path` names another (bench/e2e.py passes
+    a run's own); `calls` pipeline calls, seeds s, s+1, … (the first is cold).
+    """
     started = time.perf_counter()
     import torch
     from diffusers import (
@@ -117,7 +114,8 @@ def run_bare(root: Path, models: dict[str, str], low_vram: bool) -> dict:
     from gausynth_engine.stages.reimagine import resize_square
 
     s = SETTINGS
-    sheet = resize_square(read_image(root / "outputs" / "bench" / "orig_sheets" / "sheet.png")[..., :3], s["size"])
+    sheet_path = sheet_path or root / "outputs" / "bench" / "orig_sheets" / "sheet.png"
+    sheet = resize_square(read_image(sheet_path)[..., :3], s["size"])
     edges = control_image(pyra_canny(sheet, 200, 220))
     controlnet = ControlNetModel.from_pretrained(models["controlnet"], dtype=dtype())
     pipe = StableDiffusionXLControlNetImg2ImgPipeline.from_pretrained(
@@ -136,8 +134,8 @@ def run_bare(root: Path, models: dict[str, str], low_vram: bool) -> dict:
     else:
         pipe.to(DEVICE)
     loaded = time.perf_counter()
-    calls = []
-    for seed in (s["seed"], s["seed"] + 1):  # a cold first call, then a warm one
+    times: list[float] = []
+    for seed in range(s["seed"], s["seed"] + calls):  # a cold first call, then warm ones
         sync()
         call_start = time.perf_counter()
         out = pipe(prompt=s["prompt"], negative_prompt=s["negative_prompt"], image=Image.fromarray(sheet),
@@ -147,11 +145,11 @@ def run_bare(root: Path, models: dict[str, str], low_vram: bool) -> dict:
                ip_adapter_image=Image.fromarray(sheet), output_type="np",
                generator=torch.Generator("cpu").manual_seed(seed)).images[0]
         sync()
-        calls.append(time.perf_counter() - call_start)
-        if not calls[1:]:
-            write_image(root / f"bare{'-low' if low_vram else ''}.png",
+        times.append(time.perf_counter() - call_start)
+        if not times[1:]:
+            write_image(image_out or root / f"bare{'-low' if low_vram else ''}.png",
                         (out.clip(0, 1) * 255 + 0.5).astype("uint8"))
-    return {"call_s": round(calls[0], 2), "warm_call_s": round(calls[1], 2), "load_s": round(loaded - started, 2),
+    return {"call_s": round(times[0], 2), "warm_call_s": round(times[-1], 2), "load_s": round(loaded - started, 2),
             "total_s": round(time.perf_counter() - started, 2),
             "peak_vram_gb": peak_gb()}
 

@@ -26,12 +26,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from random_models import REALWORLD_X4  # noqa: E402  (the shared builders, beside this file)
 
 from tests.stages.tiny_models import save_tiny_swin2sr  # noqa: E402
-
-REALWORLD_X4 = dict(embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_size=8, mlp_ratio=2.0,
-                    upscale=4, upsampler="nearest+conv", img_range=1.0, resi_connection="1conv",
-                    image_size=64)
 
 
 def frames(n: int, size: int, seed: int = 0) -> list[np.ndarray]:

@@ -1,0 +1,126 @@
+"""The end-to-end bench's own parts: its reading of a run's journal, and its U²-Net."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+
+def write_journal(layout, events) -> None:
+    from gausynth_engine._journal import JournalWriter
+
+    writer = JournalWriter(layout.journal)
+    for e in events:
+        writer.write(e)
+    writer.close()
+
+
+def test_each_stage_gets_the_gpu_samples_taken_while_it_ran(tmp_path: Path) -> None:
+    """A lead reads per-stage GPU busy share and device memory off the journal's telemetry;
+    a sample between two stages belongs to neither."""
+    import e2e
+
+    from gausynth_engine import (
+        RunFinished,
+        RunLayout,
+        StageDone,
+        StagePlanned,
+        StageStarted,
+        Telemetry,
+    )
+
+    layout = RunLayout(tmp_path / "run")
+    gpu = "NVIDIA H200"
+    write_journal(layout, [
+        StagePlanned(stage="reimagine", action="run", reason="new", t=0.0),
+        StagePlanned(stage="sfm", action="run", reason="new", t=0.0),
+        StagePlanned(stage="splat_orig", action="off", reason="not here", t=0.0),
+        StageStarted(stage="reimagine", pid=1, fingerprint="a", log="x", t=10.0),
+        Telemetry(device=gpu, vram_used=20 << 30, utilization=100.0, t=11.0),
+        Telemetry(device=gpu, vram_used=30 << 30, utilization=50.0, t=12.0),
+        StageDone(stage="reimagine", seconds=3.0, peak_vram=25 << 30, t=13.0),
+        Telemetry(device=gpu, vram_used=99 << 30, utilization=0.0, t=13.5),  # between stages
+        StageStarted(stage="sfm", pid=2, fingerprint="b", log="y", t=14.0),
+        Telemetry(device=gpu, vram_used=1 << 30, utilization=0.0, t=15.0),
+        Telemetry(device=gpu, vram_used=1 << 30, utilization=10.0, t=16.0),
+        StageDone(stage="sfm", seconds=3.0, t=17.0),
+        RunFinished(status="done", seconds=17.0, t=17.0),
+    ])
+    run = e2e.read_run(layout)
+    reim, sfm = run["stages"]["reimagine"], run["stages"]["sfm"]
+    assert reim["gpu_busy"] == pytest.approx(0.75)
+    assert reim["device_vram_max"] == 30 << 30
+    assert reim["peak_vram"] == 25 << 30
+    assert sfm["gpu_busy"] == pytest.approx(0.05)
+    assert sfm["device_vram_max"] == 1 << 30
+    assert run["stages"]["splat_orig"]["state"] == "off"
+    assert run["total_seconds"] == 17.0
+    table = "\n".join(e2e.stage_table(run))
+    assert "75%" in table and "off" in table
+
+
+def test_a_stage_cut_by_the_budget_is_extrapolated_from_its_progress(tmp_path: Path) -> None:
+    """When the bench cancels a long training, the report gives the whole stage's time at the
+    rate it was going, not the time it had when cut."""
+    import e2e
+
+    from gausynth_engine import Progress, StageCancelled, StagePlanned, StageStarted
+
+    layout = run_layout(tmp_path)
+    write_journal(layout, [
+        StagePlanned(stage="splat_orig", action="run", reason="new", t=0.0),
+        StageStarted(stage="splat_orig", pid=1, fingerprint="a", log="x", t=100.0),
+        Progress(stage="splat_orig", value=100, total=10000, unit="it", t=110.0),  # 10 s set-up
+        Progress(stage="splat_orig", value=2100, total=10000, unit="it", t=130.0),  # 100 it/s
+        StageCancelled(stage="splat_orig", t=131.0),
+    ])
+    stage = e2e.read_run(layout)["stages"]["splat_orig"]
+    assert stage["state"] == "cancelled"
+    assert stage["seconds"] == pytest.approx(31.0)
+    assert stage["estimated_seconds"] == pytest.approx(10.0 + 9900 / 100, abs=0.2)
+    assert stage["progress_at_cut"] == "2100/10000 it"
+
+
+def run_layout(tmp_path: Path):
+    from gausynth_engine import RunLayout
+
+    return RunLayout(tmp_path / "run")
+
+
+def test_u2net_is_the_published_architecture() -> None:
+    """The bench's U²-Net has exactly the parameter count of rembg's u2net.onnx (the full model
+    of the paper) and gives the fused map plus six side maps at the input size."""
+    import random_models
+    import torch
+
+    model = random_models.u2net(1.0)
+    assert random_models.count(model) == random_models.PUBLISHED["u2net"][0] == 44_009_869
+    small = random_models.u2net(0.125).eval()
+    with torch.no_grad():
+        outs = small(torch.rand(1, 3, 96, 80))
+    assert len(outs) == 7 and all(o.shape == (1, 1, 96, 80) for o in outs)
+    assert all(float(o.min()) >= 0.0 and float(o.max()) <= 1.0 for o in outs)
+
+
+def test_the_exported_u2net_is_what_blend_loads_through_rembg(tmp_path: Path) -> None:
+    """Saved as u2net.onnx, the export opens in rembg's own u2net session through the engine's
+    MaskSession (the blend stage's path) and gives a mask of the image's size."""
+    pytest.importorskip("rembg")
+    pytest.importorskip("onnx")
+    import random_models
+
+    from gausynth_engine.cutout import MaskSession
+
+    facts = random_models.export_u2net(tmp_path / "u2net.onnx", tiny=True)
+    session = MaskSession(facts["path"], "cpu")
+    assert session.model.session == "u2net"
+    image = (np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8)
+    alpha = session.mask(image)
+    assert alpha.shape == (60, 90)
+    assert 0.0 <= float(alpha.min()) < float(alpha.max()) <= 1.0
