@@ -81,8 +81,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     printer = ConsolePrinter(verbose=args.verbose)
     print(f"run folder: {layout.root}")
     command = " ".join(_rebuild_run_argv(args))
+    place = None
+    if os.environ.get("GAUSYNTH_QUEUE"):  # started by the queue runner: it places each stage
+        from .queue._client import placement_from_env
+
+        place = placement_from_env(preset)
     status = Orchestrator(preset, layout, preset_source=str(preset_path.absolute()),
-                          command=command, on_event=printer).run(plan)
+                          command=command, on_event=printer, place=place).run(plan)
     return {"done": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status, EXIT_FAILED)
 
 
@@ -410,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     edges.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     edges.add_argument("--out", help="where to write the PNG (default: the run's artifacts)")
     edges.set_defaults(func=cmd_preview_edges)
+
+    from .queue.cli import add_queue_parser
+
+    add_queue_parser(sub)
     return parser
 
 
