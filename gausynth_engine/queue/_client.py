@@ -68,7 +68,7 @@ class LocalPlacement:
             yield Placement(env=dict(grant["env"]), gpus=tuple(grant["gpus"]))
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, OSError):
                 await keeper
             _, writer = self._conn
             with contextlib.suppress(OSError):
@@ -91,7 +91,8 @@ class LocalPlacement:
                     grant: dict[str, Any]) -> None:
         """Re-announces the held place to each new runner while the stage runs."""
         while True:
-            await reader.read()  # only the runner's end closes this: it died
+            with contextlib.suppress(OSError):
+                await reader.read()  # only the runner's end closes this: it died
             writer.close()
             print(f"queue runner gone while {stage} runs; re-announcing its place", file=sys.stderr)
             reader, writer = await self._connect({"op": "hold", "job": self.job, "stage": stage,

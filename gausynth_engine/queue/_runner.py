@@ -44,11 +44,30 @@ SAMPLE_PERIOD = 0.5  # seconds between GPU samples written to the queue journal
 
 
 def pid_is(pid: int | None, start: str | None) -> bool:
-    """Gives whether process `pid` is still the one that started at `start` (pids get reused)."""
-    if not pid or not pid_alive(pid):
+    """Gives whether process `pid` still runs and is the one that started at `start` (pids get reused)."""
+    if not pid or not pid_alive(pid) or _zombie(pid):
         return False
     now = _start_time(pid)
     return start is None or now is None or now == start
+
+
+def _zombie(pid: int) -> bool:
+    """Gives whether `pid` has exited but not been reaped (an orphan of a killed runner, say)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def take_runner_lock(journal: QueueJournal) -> RunLock:
+    """Takes the queue's runner lock; a dead runner's lock (zombie included) is recovered."""
+    lock = RunLock(journal.lock)
+    info = lock.read()
+    if info is not None and info.get("host") == socket.gethostname() and not pid_is(
+            int(info.get("pid", 0)), info.get("start")):
+        journal.lock.unlink(missing_ok=True)
+    lock.acquire()
+    return lock
 
 
 def kill_orphan_workers(layout: RunLayout) -> int:
@@ -101,12 +120,12 @@ class Runner:
         self.watching: set[str] = set()  # jobs whose process we wait on (children and adopted)
         self.signalled: set[str] = set()
         self.stopping = False
+        self.connections: set[asyncio.StreamWriter] = set()
         self._wake = asyncio.Event()
 
     # --- the main loop --------------------------------------------------------------------------
     async def run(self) -> str:
-        lock = RunLock(self.journal.lock)
-        lock.acquire()  # one runner per queue; a dead one's lock is recovered
+        lock = take_runner_lock(self.journal)  # one runner per queue
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
@@ -137,6 +156,8 @@ class Runner:
             sampler.cancel()
         finally:
             server.close()
+            for writer in self.connections:  # their runs re-announce their places to a successor
+                writer.close()
             sock.unlink(missing_ok=True)
             self.journal.append(RunnerStopped(reason=reason))
             lock.release()
@@ -244,6 +265,7 @@ class Runner:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One stage's claim: wait for room, answer the grant, hold it until released or closed."""
         key: tuple[str, str] | None = None
+        self.connections.add(writer)
         try:
             msg = json.loads(await reader.readline() or b"{}")
             key = (str(msg.get("job")), str(msg.get("stage")))
@@ -282,6 +304,7 @@ class Runner:
         except (ValueError, KeyError, ConnectionError):
             pass
         finally:
+            self.connections.discard(writer)
             writer.close()
 
     def _need(self, key: tuple[str, str], gpu: bool) -> Need:

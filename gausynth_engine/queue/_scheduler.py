@@ -3,8 +3,7 @@
 Pure bookkeeping (no processes, no NVML calls): the runner feeds it NVML's view and the claims.
 A GPU stage whose need is known (a peak recorded in a manifest of an earlier run) is packed
 onto the fullest GPU where it still fits; one whose need is unknown gets a GPU to itself.
-Reservations never exceed a GPU's total, and a claim is granted only where NVML also shows
-the room free (other processes count), so nothing is oversubscribed.
+What other processes use (NVML) plus our reservations never exceeds a GPU's total.
 """
 
 from __future__ import annotations
@@ -57,6 +56,7 @@ class Ledger:
     def __init__(self, cores: int) -> None:
         self.cores = max(1, cores)
         self.held: dict[tuple[str, str], Grant] = {}
+        self.baseline: dict[int, int] = {}  # bytes other processes used on a GPU before ours came
 
     def cores_for(self, stage: str, gpu: bool) -> int:
         """Gives the cores a stage asks for (a GPU stage one, to feed its GPU)."""
@@ -73,6 +73,19 @@ class Ledger:
     def cores_used(self) -> int:
         return sum(g.cores for g in self.held.values())
 
+    def room(self, gpu: Gpu) -> int:
+        """Gives the bytes still free for our stages on `gpu`.
+
+        Other processes' use is what NVML showed while none of ours was placed there (or more,
+        if it grew since: all use beyond our reservations counts as theirs). Our stages may not
+        have allocated yet, so their reservations count in full, whatever NVML shows now.
+        """
+        reserved = self.reserved(gpu.index)
+        if reserved == 0:
+            self.baseline[gpu.index] = gpu.used
+        others = max(self.baseline.setdefault(gpu.index, max(0, gpu.used - reserved)), gpu.used - reserved)
+        return max(0, gpu.total - reserved - others)
+
     def try_grant(self, need: Need, gpus: list[Gpu]) -> Grant | None:
         """Gives a grant for `need` now, recorded as held; None when it must wait."""
         cores = min(need.cores, self.cores)
@@ -86,18 +99,16 @@ class Ledger:
         for gpu in gpus:
             if self.exclusive_on(gpu.index):
                 continue
-            reserved = self.reserved(gpu.index)
+            room = self.room(gpu)
             if need.vram is None:
-                if reserved == 0:  # a GPU of its own: nothing of ours on it
-                    fitting.append((gpu.free, gpu))
-                continue
-            room = min(gpu.free, gpu.total - reserved)
-            if need.vram <= room:
-                fitting.append((room - need.vram, gpu))
+                if self.reserved(gpu.index) == 0:  # a GPU of its own: nothing of ours on it
+                    fitting.append((-room, gpu))  # the emptiest first
+            elif need.vram <= room:
+                fitting.append((room - need.vram, gpu))  # best fit: the least room left over
         if not fitting:
             return None
-        # Best fit: the least room left over, so whole GPUs stay free for big or unknown stages.
-        _, gpu = min(fitting, key=lambda f: (f[0] if need.vram is not None else -f[0], f[1].index))
+        # Packing small stages tightly keeps whole GPUs free for big or unknown ones.
+        _, gpu = min(fitting, key=lambda f: (f[0], f[1].index))
         vram = gpu.total if need.vram is None else need.vram
         grant = Grant((gpu.index,), (gpu.uuid,), cores, vram, exclusive=need.vram is None)
         self.held[need.key] = grant
@@ -108,7 +119,11 @@ class Ledger:
         self.held[key] = grant
 
     def release(self, key: tuple[str, str]) -> Grant | None:
-        return self.held.pop(key, None)
+        grant = self.held.pop(key, None)
+        for index in grant.gpus if grant else ():
+            if self.reserved(index) == 0:
+                self.baseline.pop(index, None)  # measured afresh when the next stage comes
+        return grant
 
 
 def vram_estimate(stage: str, run: RunLayout, outputs_root: Path) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,8 +39,13 @@ def _journal(args: argparse.Namespace) -> QueueJournal:
 
 def runner_alive(journal: QueueJournal) -> int | None:
     """Gives the pid of the live runner of this queue, or None."""
+    from ._runner import pid_is
+
     info = RunLock(journal.lock).read()
-    return int(info["pid"]) if info is not None and holder_alive(info) else None
+    if info is None or not holder_alive(info):
+        return None
+    pid = int(info["pid"])
+    return pid if info.get("host") != socket.gethostname() or pid_is(pid, info.get("start")) else None
 
 
 def _job(view: QueueView, ref: str) -> Job:
@@ -244,14 +250,18 @@ def cmd_start(args: argparse.Namespace) -> int:
     with open(journal.log, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # ready once its journal says so
+    deadline = time.monotonic() + 120
+    while True:  # ready once its journal says so
         view = journal.read()
         if view.runner is not None and view.runner.pid == proc.pid:
             break
         if proc.poll() is not None:
             print(f"the queue runner exited at once (code {proc.returncode}); see {journal.log}", file=sys.stderr)
             return proc.returncode or 1
+        if time.monotonic() > deadline:
+            print(f"the queue runner (pid {proc.pid}) has not started after 120 s; see {journal.log}",
+                  file=sys.stderr)
+            return 1
         time.sleep(0.1)
     print(f"queue runner started (pid {proc.pid}) on {args.cluster or 'this machine'}; "
           f"see it with: gausynth queue list --root {args.root}")
