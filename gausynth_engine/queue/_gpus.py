@@ -30,7 +30,9 @@ def list_gpus() -> tuple[list[Gpu], str]:
     """Gives (the GPUs NVML sees, why there are none); an empty list where NVML cannot say."""
     try:
         import pynvml
-
+    except ImportError:
+        return _from_nvidia_smi()
+    try:
         pynvml.nvmlInit()
         count = pynvml.nvmlDeviceGetCount()
     except Exception as e:  # noqa: BLE001 - no driver, no library: no GPUs, and why
@@ -57,3 +59,28 @@ def describe(gpu: Gpu) -> str:
     util = "N/A" if gpu.utilization is None else f"{gpu.utilization:.0f}%"
     return (f"{gpu.index}: {gpu.name}, {human_bytes(gpu.used)} / {human_bytes(gpu.total)} used, "
             f"utilisation {util}")
+
+
+def _from_nvidia_smi() -> tuple[list[Gpu], str]:
+    """The same facts from `nvidia-smi` (NVML's own tool) where nvidia-ml-py is not installed."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return [], "nvidia-ml-py is not installed (pip install nvidia-ml-py) and there is no nvidia-smi"
+    try:
+        out = subprocess.run([smi, "--query-gpu=index,name,uuid,memory.total,memory.used,utilization.gpu",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return [], f"nvidia-smi: {e}"
+    gpus = []
+    for line in out.stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            util = float(parts[5]) if parts[5].replace(".", "", 1).isdigit() else None
+            gpus.append(Gpu(int(parts[0]), parts[1], parts[2], int(float(parts[3])) * 2**20,
+                            int(float(parts[4])) * 2**20, util))
+        except (IndexError, ValueError):
+            continue
+    return gpus, "" if gpus else f"nvidia-smi sees no GPU ({out.stderr.strip()[:100]})"

@@ -67,9 +67,6 @@ class Ledger:
     def reserved(self, index: int) -> int:
         return sum(g.vram for g in self.held.values() if index in g.gpus)
 
-    def exclusive_on(self, index: int) -> bool:
-        return any(g.exclusive and index in g.gpus for g in self.held.values())
-
     def cores_used(self) -> int:
         return sum(g.cores for g in self.held.values())
 
@@ -96,9 +93,7 @@ class Ledger:
             self.held[need.key] = grant
             return grant
         fitting: list[tuple[int, Gpu]] = []
-        for gpu in gpus:
-            if self.exclusive_on(gpu.index):
-                continue
+        for gpu in gpus:  # a GPU given whole is reserved whole: no room is left on it
             room = self.room(gpu)
             if need.vram is None:
                 if self.reserved(gpu.index) == 0:  # a GPU of its own: nothing of ours on it

@@ -7,6 +7,7 @@ NVML is faked at its boundary only: `fake_nvml/pynvml.py` reads the GPUs from a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -238,6 +239,25 @@ async def test_a_new_runner_keeps_the_gpus_of_stages_placed_by_a_killed_one(tmp_
     await asyncio.wait_for(task, 60)
 
 
+async def test_places_in_the_journal_of_runs_still_going_stay_taken_after_a_restart(tmp_path, fake_gpus) -> None:
+    """No word from a's run yet (it re-announces later): the journal alone keeps its GPU taken."""
+    fake_gpus((80, 0))
+    journal = QueueJournal(tmp_path)
+    adopted_jobs(journal, ["a", "b"])
+    journal.append(StagePlaced(job="a", stage="splat_orig", gpus=(0,), cores=1, vram=80 * GIB, host="box",
+                               uuids=("GPU-fake-0000",), exclusive=True))
+    runner = Runner(journal, cores=8, keep_alive=True)
+    task = asyncio.create_task(runner.run())
+    await until(journal.socket.exists, "the runner's socket")
+    claim_b = asyncio.ensure_future(LocalPlacement(journal, "b", parse_preset("", "test", []))(gpu_step()).__aenter__())
+    await until(lambda: runner.waiters, "b's claim to reach the runner")
+    runner._pump()
+    assert not claim_b.done() and runner.ledger.held[("a", "splat_orig")].gpus == (0,)
+    claim_b.cancel()
+    runner.stop()
+    await asyncio.wait_for(task, 60)
+
+
 def read_journal_queue(journal: QueueJournal) -> list:
     return journal.reader().read_new()
 
@@ -322,18 +342,25 @@ def test_a_run_killed_with_its_runner_is_requeued_and_resumes(tmp_path: Path, sa
     runner = [e for e in queue_events(root) if isinstance(e, RunnerStarted)][0]
     sfm = wait_for(lambda: stage_started(root, "original-only-cat", "sfm"), "cat's sfm to start")
     cat = started_jobs(root)[0]
+    os.killpg(sfm.pid, signal.SIGSTOP)  # the worker stays put (not done, not gone) until someone acts
     for pid in (runner.pid, cat.pid):  # the whole box goes: runner and run process alike
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: all(not pid_alive(p) or _zombie(p) for p in (runner.pid, cat.pid)), "both to die")
     assert pid_alive(sfm.pid)  # its worker is left behind, in a session of its own
-    gausynth("queue", "--root", str(root), "start")
+    try:
+        gausynth("queue", "--root", str(root), "start")
+        wait_for(lambda: any(isinstance(e, JobRequeued) for e in queue_events(root)), "cat to be requeued")
+        # The orphan worker is stopped before the run starts again.
+        assert not pid_alive(sfm.pid) or _zombie(sfm.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sfm.pid, signal.SIGKILL)
     wait_for(lambda: any(isinstance(e, RunnerStopped) for e in queue_events(root)), "the queue to end")
     events = queue_events(root)
     assert [type(e).__name__ for e in events if getattr(e, "job", None) == "q001"
             and isinstance(e, (JobStarted, JobRequeued, JobFinished))] == \
         ["JobStarted", "JobRequeued", "JobStarted", "JobFinished"]
     assert [e.status for e in events if isinstance(e, JobFinished)] == ["done"]
-    assert not pid_alive(sfm.pid) or _zombie(sfm.pid)  # the orphan worker was stopped first
     run = run_events(root, "original-only-cat")
     planned = [e for e in run if e.type == "stage_planned" and e.stage == "preprocess"]
     assert [e.action for e in planned] == ["run", "skip"]  # the second attempt resumed
