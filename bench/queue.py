@@ -17,7 +17,7 @@ from /proc, the GPUs NVML lists its pid on) against the GPU the queue gave it.
     python bench/queue.py [--real .data/apple.mp4] [--objects 2] [--iterations 3000]
                           [--size 512] [--frames 48] [--out .data/bench-queue] [--cpu]
 
---cpu: tiny sizes for a CPU machine (a check that it works, not a measurement).
+--cpu: tiny sizes, up to sfm, for a CPU machine (a check that it works, not a measurement).
 """
 
 from __future__ import annotations
@@ -176,11 +176,12 @@ def main() -> int:
     p.add_argument("--sample-frames", type=int, default=48, help="frames of the rendered sample video")
     p.add_argument("--downscale", type=int, default=1)
     p.add_argument("--out", default=str(REPO / ".data" / "bench-queue"))
-    p.add_argument("--cpu", action="store_true", help="tiny sizes, for a CPU machine")
+    p.add_argument("--until", help="stop each run after this stage (e.g. sfm)")
+    p.add_argument("--cpu", action="store_true", help="tiny sizes and --until sfm, for a CPU machine")
     args = p.parse_args()
     if args.cpu:
         args.iterations, args.size, args.frames, args.downscale = 1000, 240, 24, 8
-        args.sample_frames = 24
+        args.sample_frames, args.until = 24, args.until or "sfm"
     out = Path(args.out).absolute()
     shutil.rmtree(out, ignore_errors=True)
     (out / "inputs").mkdir(parents=True)
@@ -194,16 +195,17 @@ def main() -> int:
           f"{args.iterations} 3DGS iterations (downscale {args.downscale})")
 
     # 1. One after another (records the VRAM peaks the queue then packs by).
+    until = ["--until", args.until] if args.until else []
     t0 = time.time()
     for path in inputs:
         code = gausynth("run", "original-only", *[a for s in sets(args, args.frames) for a in ("--set", s)],
                         "--set", f"run.input={str(path)!r}", "--set", f"run.outputs_root={str(root)!r}",
-                        "--set", f"run.directory='seq-{path.stem}'", log=out / "sequential.log")
+                        "--set", f"run.directory='seq-{path.stem}'", *until, log=out / "sequential.log")
         print(f"  one after another: {path.stem} exit {code} at {time.time() - t0:.1f} s", flush=True)
     sequential = time.time() - t0
 
     # 2. The queue.
-    argv = ["queue", "--root", str(root), "add", "original-only", "--name", "q"]
+    argv = ["queue", "--root", str(root), "add", "original-only", "--name", "q", *until]
     for path in inputs:
         argv += ["--input", str(path)]
     for s in sets(args, args.frames):

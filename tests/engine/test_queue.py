@@ -24,6 +24,7 @@ from conftest import small_overrides
 
 from gausynth_engine._journal import RunView, pid_alive, read_journal
 from gausynth_engine._layout import RunLayout
+from gausynth_engine._orchestrator import Placement
 from gausynth_engine._plan import StagePlan
 from gausynth_engine._preset import parse_preset
 from gausynth_engine.queue._client import LocalPlacement
@@ -260,6 +261,62 @@ async def test_places_in_the_journal_of_runs_still_going_stay_taken_after_a_rest
 
 def read_journal_queue(journal: QueueJournal) -> list:
     return journal.reader().read_new()
+
+
+# --- the orchestrator's hook ------------------------------------------------------------------
+def test_the_orchestrator_runs_each_worker_where_the_hook_places_it(engine_run_placed, tmp_path: Path) -> None:
+    seen = tmp_path / "worker-env.json"
+    spy = (f"import json, os, sys; open({str(seen)!r}, 'w').write(json.dumps(dict(os.environ))); "
+           "os.execv(sys.executable, [sys.executable, '-m', 'gausynth_engine.worker', *sys.argv[1:]])")
+
+    @contextlib.asynccontextmanager
+    async def place(step):
+        yield Placement(env={"CUDA_VISIBLE_DEVICES": "GPU-fake-0001", "OMP_NUM_THREADS": "3"},
+                        command=(sys.executable, "-c", spy), gpus=())
+
+    status, events = engine_run_placed(place)
+    assert status == "done" and [e.stage for e in events if e.type == "stage_done"] == ["preprocess"]
+    env = json.loads(seen.read_text())
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-fake-0001" and env["OMP_NUM_THREADS"] == "3"
+    assert not [e for e in events if e.type == "telemetry"]  # gpus=(): nothing of this machine to sample
+
+
+def test_a_run_cancelled_while_its_stage_waits_for_a_place_ends_cancelled(engine_run_placed) -> None:
+    entered: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def never(step):
+        entered.append(step.stage.id)
+        asyncio.get_running_loop().call_soon(orchestrator_of_test.cancel)
+        await asyncio.Event().wait()  # no GPU ever frees up
+        yield Placement()
+
+    status, events = engine_run_placed(never)
+    assert status == "cancelled" and entered == ["preprocess"]
+    assert [(e.type, e.stage) for e in events if e.type.startswith("stage_") and e.type != "stage_planned"] == \
+        [("stage_cancelled", "preprocess")]
+
+
+orchestrator_of_test = None
+
+
+@pytest.fixture
+def engine_run_placed(tmp_path: Path, sample_video: Path, monkeypatch: pytest.MonkeyPatch):
+    """Gives run(place) → (status, events): preprocess of the sample through Orchestrator(place=…)."""
+    from gausynth_engine import Orchestrator, make_plan
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(place):
+        global orchestrator_of_test
+        preset = parse_preset("", "test", small_overrides(sample_video))
+        layout = RunLayout.for_run(tmp_path / "out", "run")
+        events: list = []
+        orchestrator_of_test = Orchestrator(preset, layout, on_event=events.append, place=place)
+        status = orchestrator_of_test.run(make_plan(preset, layout, until="preprocess"))
+        return status, events
+
+    return run
 
 
 # --- whole queues of real runs (processes) ------------------------------------------------------
