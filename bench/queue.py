@@ -14,7 +14,7 @@ overlapped GPU stages, per-GPU utilisation over time (the queue journal's GPU sa
 placement check: every GPU stage's worker was watched while it ran (its CUDA_VISIBLE_DEVICES
 from /proc, the GPUs NVML lists its pid on) against the GPU the queue gave it.
 
-    python bench/queue.py [--real .data/apple.mp4] [--objects 2] [--iterations 3000]
+    python bench/queue.py [--real .data/apple.mp4] [--objects 2] [--iterations 2000]
                           [--size 512] [--frames 48] [--out .data/bench-queue] [--cpu]
 
 --cpu: tiny sizes, up to sfm, for a CPU machine (a check that it works, not a measurement).
@@ -170,7 +170,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--real", default=str(REPO / ".data" / "apple.mp4"))
     p.add_argument("--objects", type=int, default=2)
-    p.add_argument("--iterations", type=int, default=3000)
+    p.add_argument("--iterations", type=int, default=2000)
     p.add_argument("--size", type=int, default=512, help="preprocess.colmap_size")
     p.add_argument("--frames", type=int, default=40, help="frames per object")
     p.add_argument("--sample-frames", type=int, default=48, help="frames of the rendered sample video")
