@@ -12,7 +12,7 @@ Both ways run the same `original-only` preset at the same sizes: frames → SfM 
 Prints wall times and their ratio, each queued run's stage timeline, how long CPU stages
 overlapped GPU stages, per-GPU utilisation over time (the queue journal's GPU samples), and the
 placement check: every GPU stage's worker was watched while it ran (its CUDA_VISIBLE_DEVICES
-from /proc, the GPUs NVML lists its pid on) against the GPU the queue gave it.
+from /proc, the GPUs NVML lists its pid on) against the GPU the queue gave it.  # noqa: E402
 
     python bench/queue.py [--real .data/apple.mp4] [--objects 2] [--iterations 2000]
                           [--size 512] [--frames 48] [--out .data/bench-queue] [--cpu]
@@ -22,15 +22,20 @@ from /proc, the GPUs NVML lists its pid on) against the GPU the queue gave it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
-import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
+
+# This file is named like the standard library's `queue`: never let it shadow that module.
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -40,8 +45,9 @@ from gausynth_engine._layout import RunLayout  # noqa: E402
 from gausynth_engine._sample import SampleSpec, make_sample  # noqa: E402
 from gausynth_engine.queue._gpus import list_gpus  # noqa: E402
 from gausynth_engine.queue._journal import JobAdded, QueueJournal, StagePlaced  # noqa: E402
+from gausynth_engine.stages import STAGES  # noqa: E402
 
-GPU_STAGES = ("splat_orig", "splat_reim", "reimagine", "upscale", "blend")
+GPU_STAGES = tuple(s.id for s in STAGES if s.gpu)
 
 
 def env() -> dict[str, str]:
