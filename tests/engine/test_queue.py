@@ -455,7 +455,7 @@ def test_adding_reordering_and_cancelling_jobs(tmp_path: Path, sample_video: Pat
     rows = [line.split()[:3] for line in listing[2:]]
     assert rows == [["1", "q003", "waiting"], ["2", "q001", "waiting"], ["q002", "cancelled", "original-only-dog"]]
     again = gausynth("queue", "--root", str(root), "add", "original-only", "--input",
-                     str(root.parent / "inputs" / "cat.mp4"), check=False)
+                     str(root.parent / "inputs" / "cat.mp4"), "--name", "original-only-cat", check=False)
     assert again.returncode == 2 and "already in the queue as job q001" in again.stderr
     assert len([e for e in queue_events(root) if isinstance(e, JobAdded)]) == 3  # nothing added
     bad = gausynth("queue", "--root", str(root), "move", "q009", "--top", check=False)
