@@ -15,7 +15,7 @@ placement check: every GPU stage's worker was watched while it ran (its CUDA_VIS
 from /proc, the GPUs NVML lists its pid on) against the GPU the queue gave it.  # noqa: E402
 
     python bench/queue.py [--real .data/apple.mp4] [--objects 2] [--iterations 2000]
-                          [--size 512] [--frames 48] [--out .data/bench-queue] [--cpu]
+                          [--size 512] [--frames 40] [--max-runs N] [--out .data/bench-queue] [--cpu]
 
 --cpu: tiny sizes, up to sfm, for a CPU machine (a check that it works, not a measurement).
 """
@@ -183,6 +183,7 @@ def main() -> int:
     p.add_argument("--downscale", type=int, default=1)
     p.add_argument("--out", default=str(REPO / ".data" / "bench-queue"))
     p.add_argument("--until", help="stop each run after this stage (e.g. sfm)")
+    p.add_argument("--max-runs", type=int, help="runs at once in the queue (default: GPUs + 1)")
     p.add_argument("--cpu", action="store_true", help="tiny sizes and --until sfm, for a CPU machine")
     args = p.parse_args()
     if args.cpu:
@@ -220,7 +221,8 @@ def main() -> int:
     watcher = Watcher(root)
     watcher.start()
     t0 = time.time()
-    assert gausynth("queue", "--root", str(root), "start", log=out / "queue.log") == 0
+    start = ["--max-runs", str(args.max_runs)] if args.max_runs else []
+    assert gausynth("queue", "--root", str(root), "start", *start, log=out / "queue.log") == 0
     journal = QueueJournal(root)
     while not any(e.type == "runner_stopped" for e in journal.reader().read_new()):
         time.sleep(0.2)
