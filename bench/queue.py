@@ -299,6 +299,9 @@ def main() -> int:
     failed = [j.id for j in view.in_order() if j.state != "done"]
     if failed:
         print(f"\nnot done: {failed}; see {root}/<run>/.gausynth/logs/")
+    if gpus and not checked and not args.until:
+        print("✘ no GPU stage was seen running: the placement check proved nothing")
+        return 1
     return 1 if wrong or failed else 0
 
 
