@@ -41,12 +41,14 @@ from gausynth_engine.queue._journal import (
 )
 from gausynth_engine.queue._runner import Runner
 from gausynth_engine.queue._scheduler import VRAM_MARGIN, VRAM_OVERHEAD, Ledger, Need, vram_estimate
-from gausynth_engine.stages import BY_ID
+from gausynth_engine.stages import BY_ID, SECTIONS
 
 GIB = 2**30
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
 REPO = Path(__file__).resolve().parents[2]
 QUEUE_SETS = {"run.device": "auto", "preprocess.num_frames": 24, "preprocess.colmap_size": 240}
+if "mask" in SECTIONS:  # where SfM frames keep their aspect (240 → 320×240) and a mask stage exists
+    QUEUE_SETS.update({"preprocess.colmap_size": 320, "mask.method": "off"})
 
 
 def gpu(index: int, total_gib: float, used_gib: float = 0.0) -> Gpu:
