@@ -35,6 +35,9 @@ def checks(build_gsplat: bool = False) -> Iterator[Check]:
 
     sampler = GpuSampler()
     yield "NVML telemetry", sampler.available, sampler.name
+    from .queue._doctor import queue_checks
+
+    yield from queue_checks()
     yield from _gsplat(build_gsplat)
     try:
         import pycolmap

@@ -95,6 +95,7 @@ class Telemetry(Event):
     vram_used: int | None = None  # bytes
     vram_total: int | None = None  # bytes
     utilization: float | None = None  # percent
+    gpu: int | None = None  # the NVML index sampled (a queue pins stages to GPUs)
 
 
 @dataclass(frozen=True)

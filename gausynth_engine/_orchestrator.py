@@ -11,6 +11,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,19 @@ TELEMETRY_PERIOD = 0.5  # seconds between GPU samples while a worker runs
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a worker's process group
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where an outside scheduler puts one stage's worker (see `Orchestrator(place=…)`)."""
+
+    env: dict[str, str] = field(default_factory=dict)  # added to the worker's environment
+    command: tuple[str, ...] = ()  # replaces `python -m gausynth_engine.worker` (e.g. a Ray task)
+    gpus: tuple[int, ...] | None = None  # NVML indices to sample; None: GPU 0, (): none here
+
+
+# Gives, per stage, an async context that waits for room, yields its Placement, frees it on exit.
+PlaceStage = Callable[[StagePlan], AbstractAsyncContextManager[Placement]]
+
+
 def write_snapshot(layout: RunLayout, preset: Preset) -> None:
     """Writes the resolved preset into the run folder (atomically)."""
     layout.meta.mkdir(parents=True, exist_ok=True)
@@ -52,7 +67,8 @@ class Orchestrator:
     """Executes a plan in a locked run folder; `on_event` sees every journal event (a console)."""
 
     def __init__(self, preset: Preset, layout: RunLayout, *, preset_source: str = "",
-                 command: str = "run", on_event: Callable[[Event], None] | None = None) -> None:
+                 command: str = "run", on_event: Callable[[Event], None] | None = None,
+                 place: PlaceStage | None = None) -> None:
         self.preset = preset
         self.layout = layout
         self.preset_source = preset_source
@@ -62,6 +78,9 @@ class Orchestrator:
         self._current: asyncio.subprocess.Process | None = None
         self._journal: JournalWriter | None = None
         self._lock_fd: int | None = None
+        self.place = place  # None: every stage runs here, on GPU 0
+        self._placement = Placement()
+        self._waiting: asyncio.Future[Placement] | None = None
 
     # --- public -----------------------------------------------------------------------------
     def run(self, plan: Plan | Callable[[], Plan]) -> str:
@@ -129,6 +148,8 @@ class Orchestrator:
         proc = self._current
         if proc is not None and proc.returncode is None:
             _kill_group(proc.pid, signal.SIGTERM)
+        if self._waiting is not None:
+            self._waiting.cancel()  # a stage still waiting for its place never starts
 
     # --- internals --------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
@@ -150,12 +171,33 @@ class Orchestrator:
                 self._emit(StageFailed(stage=step.stage.id,
                                        error=f"not run: upstream {', '.join(blocked)} failed"))
                 continue
-            outcome = await self._run_stage(step)
+            outcome = await self._run_placed(step)
             if outcome == "cancelled":
                 return "cancelled"
             if outcome == "failed":
                 failed.add(step.stage.id)
         return "failed" if failed else "done"
+
+    async def _run_placed(self, step: StagePlan) -> str:
+        """Runs a stage where `place` puts it, holding that place until the stage has ended."""
+        if self.place is None:
+            return await self._run_stage(step)
+        claim = self.place(step)
+        self._waiting = asyncio.ensure_future(claim.__aenter__())
+        try:
+            self._placement = await self._waiting
+        except asyncio.CancelledError:
+            if not self.cancelled:
+                raise
+            self._emit(StageCancelled(stage=step.stage.id))
+            return "cancelled"
+        finally:
+            self._waiting = None
+        try:
+            return await self._run_stage(step)
+        finally:
+            self._placement = Placement()
+            await claim.__aexit__(None, None, None)
 
     async def _run_stage(self, step: StagePlan) -> str:
         sid = step.stage.id
@@ -173,7 +215,8 @@ class Orchestrator:
             self._emit(StageFailed(stage=sid, error=os_error_line(e, "preparing the stage")))
             return "failed"
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ, GAUSYNTH_EVENT_FD=str(write_fd), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, **self._placement.env, GAUSYNTH_EVENT_FD=str(write_fd),
+                   PYTHONUNBUFFERED="1")
         env.setdefault("ORT_DISABLE_TELEMETRY", "1")
         started = time.time()
         with open(log_path, "ab") as log:
@@ -183,7 +226,8 @@ class Orchestrator:
             # still holds the folder and no rerun can start a second worker beside it.
             fds = (write_fd,) if self._lock_fd is None else (write_fd, self._lock_fd)
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gausynth_engine.worker", str(layout.root), sid,
+                *(self._placement.command or (sys.executable, "-m", "gausynth_engine.worker")),
+                str(layout.root), sid,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=fds, start_new_session=True, env=env)
         os.close(write_fd)
@@ -262,7 +306,10 @@ class Orchestrator:
             transport.close()
 
     async def _sample_gpu(self, proc: asyncio.subprocess.Process) -> None:
-        sampler = GpuSampler()
+        gpus = self._placement.gpus
+        if gpus == ():
+            return  # the stage runs on no GPU of this machine
+        sampler = GpuSampler(gpus[0] if gpus else 0)
         if not sampler.available:
             self._emit(sampler.sample())  # once: says N/A and why
             return

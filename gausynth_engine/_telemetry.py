@@ -10,6 +10,7 @@ class GpuSampler:
 
     def __init__(self, index: int = 0) -> None:
         self.handle = None
+        self.index = index
         self.name = "N/A"
         try:
             import pynvml
@@ -39,4 +40,5 @@ class GpuSampler:
             util = float(self._nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
         except Exception:  # noqa: BLE001
             pass
-        return Telemetry(device=self.name, vram_used=used, vram_total=total, utilization=util)
+        return Telemetry(device=self.name, vram_used=used, vram_total=total, utilization=util,
+                         gpu=self.index)

@@ -102,9 +102,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     printer = ConsolePrinter(verbose=args.verbose)
     print(f"run folder: {layout.root}")
     command = " ".join(_rebuild_run_argv(args))
+    place = None
+    if os.environ.get("GAUSYNTH_QUEUE"):  # started by the queue runner: it places each stage
+        from .queue._client import placement_from_env
+
+        place = placement_from_env(preset)
     # The plan that runs is made again once the lock is held: another run may have just ended.
     status = Orchestrator(preset, layout, preset_source=str(preset_path.absolute()),
-                          command=command, on_event=printer).run(plan)
+                          command=command, on_event=printer, place=place).run(plan)
     print(result_card(layout, printer.view))
     return {"done": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status, EXIT_FAILED)
 
@@ -668,6 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("run", help="a run folder, or a run name under --root")
     board.add_argument("--follow", action="store_true", help="keep writing until the run finishes")
     board.set_defaults(func=cmd_tensorboard)
+    from .queue.cli import add_queue_parser
+
+    add_queue_parser(sub)
     return parser
 
 

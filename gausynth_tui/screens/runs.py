@@ -24,6 +24,7 @@ class RunsScreen(ViewScreen):
         Binding("e", "edit", "Edit preset", id="runs.edit"),
         Binding("c", "cancel", "Cancel run", id="runs.cancel"),
         Binding("p", "path", "Show the run folder path", show=False, id="runs.path"),
+        Binding("Q", "queue", "Queue of runs", show=False, id="runs.queue"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -121,6 +122,11 @@ class RunsScreen(ViewScreen):
             from .board import cancel_in_worker
 
             cancel_in_worker(self.gapp, self.gapp.store.runs[key])
+
+    def action_queue(self) -> None:
+        from .queue import QueueScreen
+
+        self.app.push_screen(QueueScreen(self.gapp.store.outputs_root))
 
     def action_path(self) -> None:
         key = self._selected_key()
