@@ -297,23 +297,18 @@ def _stale_reason(stage: Stage, manifest: dict[str, Any] | None, fp: str, params
 
 
 def check_input_count(preset: Preset) -> None:
-    """Refuses an image folder holding fewer images than preprocess samples (0 = all of them)."""
+    """Refuses an image folder holding no images, or fewer than preprocess samples (0 = all)."""
+    from ._media import IMAGE_SUFFIXES
+
     path = preset.input_path
-    wanted = preset.preprocess.num_frames
-    if not wanted or not path.is_dir() or BY_ID["preprocess"].off_reason(preset):
+    if not path.is_dir() or BY_ID["preprocess"].off_reason(preset):
         return
-    count = len(list_images(path))
+    count, wanted = len(list_images(path)), preset.preprocess.num_frames
+    if count == 0:
+        raise PlanError(f"run.input = {path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
     if count < wanted:
         raise PlanError(f"run.input = {path} holds {count} image(s), fewer than preprocess.num_frames = "
-                        f"{wanted}; set preprocess.num_frames to at most {count}"
-                        + (" (or 0 = all images)" if _accepts_zero_frames() else ""))
-
-
-def _accepts_zero_frames() -> bool:
-    from .stages.preprocess import Params
-
-    spec = next(f for f in section_fields("preprocess", Params) if f.name == "num_frames").spec
-    return spec.min is not None and spec.min <= 0
+                        f"{wanted}; set preprocess.num_frames to at most {count}, or to 0 (every image)")
 
 
 def run_input_of(layout: RunLayout) -> str | None:

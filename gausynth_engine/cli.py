@@ -16,7 +16,7 @@ from ._errors import os_error_line
 from ._journal import RunView, follow_journal, pid_alive
 from ._layout import OUTPUTS_ROOT_ENV, LayoutError, RunLayout, default_outputs_root, resolve_outputs_root
 from ._lock import RunLock, RunLockedError, probe
-from ._plan import PlanError, make_plan
+from ._plan import PlanError, check_input_count, check_same_input, make_plan
 from ._preset import Preset, PresetError, load_preset, preset_table
 from ._result import result_card
 from ._stage import StageError
@@ -87,6 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not Path(preset.run.input).exists():
         raise PresetError([_problem(preset_path, "run.input", f"{preset.run.input}: no such file "
                                     "or folder")])
+    check_input_count(preset)  # cheap refusals before any folder is made (make_plan repeats them)
+    check_same_input(preset, layout, args.force)
+
     def plan(write_cache: bool = True):
         return make_plan(preset, layout, start=args.start, until=args.until, only=args.only,
                          force=args.force, write_cache=write_cache)

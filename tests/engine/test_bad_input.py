@@ -224,8 +224,8 @@ CASES = [
          1, ("✘ preprocess", "cut.mp4")),
     Case("odd-name-video", lambda w: run(w, f"run.input={_odd_name(w)}", directory="v5"), 0),
     # --- image folders -------------------------------------------------------------------------
-    Case("folder-without-images", lambda w: run(w, f"run.input={_no_images(w)}", directory="f1"), 1,
-         ("✘ preprocess", "only-text", "holds no images")),
+    Case("folder-without-images", lambda w: run(w, f"run.input={_no_images(w)}", directory="f1"), 2,
+         ("run.input", "only-text", "holds no images")),
     Case("corrupt-png-in-folder", lambda w: run(w, f"run.input={_corrupt_png(w)}", directory="f2"), 1,
          ("✘ preprocess", "with-bad/002.png", "not a readable image")),
     Case("subfolder-named-png", lambda w: run(w, f"run.input={_subfolder_png(w)}", directory="f3"), 0),

@@ -30,7 +30,7 @@ def test_an_unknown_preset_lists_the_bundled_ones(capsys) -> None:
 
 def test_preset_problems_come_in_file_order(tmp_path: Path, capsys) -> None:
     preset = tmp_path / "bad.toml"
-    preset.write_text("[splat]\niterations = 5\n[preprocess]\nnum_frames = 1\n[sheet]\ngrid = 7\n",
+    preset.write_text("[splat]\niterations = 5\n[preprocess]\nnum_frames = -1\n[sheet]\ngrid = 7\n",
                       encoding="utf-8")
     assert main(["run", str(preset), "--dry-run"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -158,7 +158,8 @@ def test_the_result_card_gives_metrics_paths_and_the_next_command(tmp_path: Path
     layout.video("gs_orig").write_bytes(b"mp4")
     layout.manifests.mkdir(parents=True)
     layout.manifest("splat_orig").write_text(json.dumps(
-        {"record": {"folder": "gs/orig_1000-abc", "psnr": 27.914, "ssim": 0.9123}}), encoding="utf-8")
+        {"fingerprint": "f", "record": {"folder": "gs/orig_1000-abc", "psnr": 27.914, "ssim": 0.9123}}),
+        encoding="utf-8")
     card = result_card(layout)
     assert "3DGS original: PSNR 27.91 dB · SSIM 0.912" in card
     assert "gs/orig_1000-abc/point_cloud/iteration_1000/point_cloud.ply" in card
