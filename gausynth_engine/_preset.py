@@ -21,6 +21,7 @@ from .stages.reimagine import Params as ReimagineParams
 from .stages.sfm import Params as SfmParams
 from .stages.sheet import Params as SheetParams
 from .stages.splat import Params as SplatParams
+from .stages.transfer import Params as TransferParams
 from .stages.upscale import Params as UpscaleParams
 
 
@@ -30,8 +31,10 @@ class RunParams:
                        "current folder).")
     directory: str = param("default", "The run's folder name under outputs_root.")
     outputs_root: str = param("demo_outputs_dir", "Where run folders live.")
-    pipeline: str = param("reimagine", "reimagine: the whole pipeline; original: frames → SfM → 3DGS "
-                          "of the original footage, no diffusion.", choices=("reimagine", "original"))
+    pipeline: str = param("reimagine", "reimagine: the whole pipeline, key frames carried by 2D "
+                          "optical flow; reimagine-3d: key views carried through the original 3DGS "
+                          "(transfer); original: frames → SfM → 3DGS of the original footage, no "
+                          "diffusion.", choices=("reimagine", "reimagine-3d", "original"))
     device: str = param("auto", "Where GPU stages run; auto = CUDA when present.",
                         choices=("auto", "cuda", "cpu"))
 
@@ -45,6 +48,7 @@ class Preset:
     sheet: SheetParams = SheetParams()
     reimagine: ReimagineParams = ReimagineParams()
     propagate: PropagateParams = PropagateParams()
+    transfer: TransferParams = TransferParams()
     blend: BlendParams = BlendParams()
     upscale: UpscaleParams = UpscaleParams()
     sfm: SfmParams = SfmParams()

@@ -47,9 +47,11 @@ class Params:
 
 def source_frames(ctx: StageContext, variant: str) -> Path:
     """Gives the folder of frames a variant trains on."""
-    from . import BY_ID
+    from . import BY_ID, ROUTES_3D
 
     if variant == "reim":
+        if ctx.preset.run.pipeline in ROUTES_3D:  # made in 3D, already undistorted
+            return ctx.layout.reim3d_frames
         return ctx.layout.sr_frames
     if BY_ID["blend"].off_reason(ctx.preset):  # no cut-outs in this preset: the plain frames
         return ctx.layout.filtered_frames_colmap
@@ -120,7 +122,10 @@ def run_variant(ctx: StageContext, variant: str) -> None:
     work, meta = work_folder(ctx, variant, key)
     views = work / "views"
     shutil.rmtree(views, ignore_errors=True)
-    prepare_views(ctx.layout, source, views)
+    if source == ctx.layout.reim3d_frames:
+        views = source  # rendered at the undistorted cameras: nothing to warp
+    else:
+        prepare_views(ctx.layout, source, views)
     scene = load_scene(ctx.layout.colmap_sparse, views, p.background, p.downscale)
     width, height = scene.size
     if ctx.device != "cuda" and width * height > 256 * 256:
@@ -175,7 +180,7 @@ STAGE_REIM = Stage(
     id="splat_reim",
     title="3DGS (reimagined)",
     section="splat",
-    after=("sfm", "upscale"),
+    after=("sfm", "upscale", "transfer"),
     outputs=("gs", "new_videos/gs_reim.mp4"),
     version=1,
     run=run_reim,
