@@ -13,9 +13,17 @@ Methods, same frames and keys: 3D `reproject`, `bake`, `hybrid` (transfer3d), 2D
 (the stage's code), `forward` (the reference's forward-only propagation), `no-flow` (each frame
 recoloured like its nearest key), `nearest` (the nearest key copied, no warp).
 
-    python bench/reimagine3d.py --tiny                  # generated sample, CPU, ~3 min
-    python bench/reimagine3d.py --runs .data/runs/*     # run folders where preprocess+sfm ran
-    python bench/reimagine3d.py --device cuda --size 256 --real   # everything (H200: see README)
+    python bench/reimagine3d.py --tiny                  # generated sample, CPU (~30 s idle)
+    python bench/reimagine3d.py --runs RUN [RUN …]      # run folders where preprocess+sfm ran
+    python bench/reimagine3d.py --pack-data 640         # real sets → .data/ (4.7 MB), for the device
+
+On the H200 (carry .dev and .data), everything in one command:
+
+    source .dev/unpack.sh && python bench/reimagine3d.py --device cuda --size 128 --views 48 \
+        --real --json $OUT/reimagine3d.json
+
+The real sets first get preprocess + sfm through the engine (`original-only`, cached under
+.data/runs-reimagine3d/); their object mask is the original 3DGS's silhouette (no true masks).
 """
 
 from __future__ import annotations
@@ -108,6 +116,23 @@ def sample_set(size: int, views: int, points: int, workdir: Path) -> SetData:
         masks.append(hit.reshape(size, size).astype(np.float32))
     cams = Cameras(tuple(scene.names), scene.Ks, scene.viewmats, size, size)
     return SetData("generated-sample", scene.images, cams, scene.points, scene.colors, np.stack(masks))
+
+
+def true_gaussians(data: SetData, count: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Gives raw Gaussians on the generated sample's true surface (no fitting): `count` points
+    ray-cast from the views, round, nearly opaque, coloured by the texture; a clean stand-in
+    for the original 3DGS when the transfer alone is under test."""
+    from gausynth_engine.splatting.model import knn_mean_distance, rgb_to_sh
+    from gausynth_engine.splatting.synthetic import surface_points
+
+    pts, cols = surface_points(data.cams.Ks[0], data.cams.viewmats, data.cams.width,
+                               data.cams.height, count, seed)
+    means = torch.as_tensor(pts, dtype=torch.float32)
+    scale = knn_mean_distance(means, k=4) * 0.45
+    return {"means": means, "scales": torch.log(scale)[:, None].repeat(1, 3),
+            "quats": torch.tensor([[1.0, 0, 0, 0]]).repeat(len(means), 1),
+            "opacities": torch.full((len(means),), 3.0),
+            "sh0": rgb_to_sh(torch.as_tensor(cols, dtype=torch.float32) / 0.8 * 0.9)[:, None]}
 
 
 def run_set(folder: Path, size: int) -> SetData:

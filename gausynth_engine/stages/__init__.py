@@ -6,11 +6,13 @@
   original 3DGS) → splat_reim on `reim3d_frames/`; no propagate, blend or upscale.
 - original: preprocess → (blend cut-outs) → sfm → splat_orig.
 
-The order below is one topological order valid for every route. sfm comes right after
-preprocess, so a capture SfM cannot register fails before any diffusion runs. splat_orig still
+The order below is one topological order valid for every route (a test checks it); the
+planner runs stages in it, so in the 3D route the diffusion runs before SfM, which changes no
+fingerprint (a new prompt reruns reimagine, transfer and splat_reim only). splat_orig still
 sits after blend because in the 2D route it trains on blend's `orig_transparent`; once the
-`mask` stage (after sfm) writes those cut-outs, the order becomes preprocess, sfm, mask,
-splat_orig, sheet, reimagine, transfer, propagate, blend, upscale, splat_reim.
+`mask` stage (after sfm) writes those cut-outs, the order can become preprocess, sfm, mask,
+splat_orig, sheet, reimagine, transfer, propagate, blend, upscale, splat_reim (then
+`--until sheet` also runs sfm: tests that stop at sheet need `--from`/`--only` instead).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def _in_route(stage: Stage) -> Stage:
     def off(preset: Preset) -> str | None:
         route = preset.run.pipeline
         if stage.id in OFF_IN_ROUTE.get(route, ()):
-            return f"run.pipeline = {route!r} ({_WHY.get(stage.id, 'not in this route')})"
+            why = "no diffusion" if route == "original" else _WHY.get(stage.id, "not in this route")
+            return f"run.pipeline = {route!r} ({why})"
         return own(preset) if own else None
 
     return dataclasses.replace(stage, off_when=off)
@@ -54,12 +57,12 @@ def _in_route(stage: Stage) -> Stage:
 
 STAGES: tuple[Stage, ...] = tuple(_in_route(s) for s in (
     preprocess.STAGE,
-    sfm.STAGE,
     sheet.STAGE,
     reimagine.STAGE,
     propagate.STAGE,
     blend.STAGE,
     upscale.STAGE,
+    sfm.STAGE,
     splat.STAGE_ORIG,
     transfer.STAGE,
     splat.STAGE_REIM,
