@@ -76,10 +76,12 @@ def test_the_3d_transfer_beats_every_no_3d_control_by_a_margin(world, method):
     assert ours > max(no_flow, nearest) + 2.0, (method, ours, no_flow, nearest)
 
 
-def test_key_views_on_the_wrong_cameras_score_worse(world):
+@pytest.mark.parametrize("method", ["reproject", "bake"])
+def test_key_views_on_the_wrong_cameras_score_worse(world, method):
     """Two key views swapped between their cameras (90° apart): the views they cover (within
     two frames of either) get the other side's restyle. The sample is nearly round with a
-    noise-like texture, so the drop is modest but certain (1.2 dB measured)."""
+    noise-like texture, so the drop is modest but certain (measured: reproject 1.2 dB, bake
+    1.0 dB; the computation is deterministic)."""
     from gausynth_engine.transfer3d import KeyView
 
     keys = keys_for(world["data"], world["key_ids"], world["truth"])
@@ -88,10 +90,10 @@ def test_key_views_on_the_wrong_cameras_score_worse(world):
     near = [v for v in world["inner"]
             if min(abs(v - a.index), count - abs(v - a.index)) <= 2 or abs(v - b.index) <= 2]
     local = dict(world, inner=near)
-    right = score(local, carried(world, "reproject", keys))
+    right = score(local, carried(world, method, keys))
     swapped = [KeyView(a.index, a.name, b.rgb, b.valid, b.mask), KeyView(b.index, b.name, a.rgb, a.valid, a.mask),
                *keys[2:]]
-    assert score(local, carried(world, "reproject", swapped)) < right - 0.8
+    assert score(local, carried(world, method, swapped)) < right - 0.7
 
 
 def test_reproject_needs_the_right_depth(world):
