@@ -186,6 +186,13 @@ def test_the_stage_writes_rgba_frames_on_the_cameras_and_reports_the_silhouette(
     assert all(m["iou"] > 0.7 for m in mismatch.values())
     assert any("silhouette IoU" in e.get("message", "") for e in events)
     assert 0 <= ctx.record_data["filled_share"] < 0.5
+    # splat_reim of the 3D route trains on these frames as they are, on the same cameras.
+    from gausynth_engine.splatting.dataset import load_scene
+    from gausynth_engine.stages.splat import source_frames
+
+    assert source_frames(ctx, "reim") == ctx.layout.reim3d_frames
+    scene = load_scene(ctx.layout.colmap_sparse, frames[0].parent)
+    assert scene.names == list(world["data"].cams.names) and scene.size == (SIDE, SIDE)
 
 
 def test_a_key_view_with_another_shape_is_reported(world, tmp_path):
