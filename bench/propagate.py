@@ -4,11 +4,16 @@ Sets: every ordered sequence in ../shared/data (plush-dog images, apple-video fr
 the generated sample turn-around, each cut to squares at --size like the preprocess stage. For each
 set and grid N the N² key frames (chosen like the sheet stage) are restyled with `restyle`, then
 carried to every frame by ours (`propagate`: two keys, trust-weighted, cyclic) and by the
-reference's scheme (`propagate_forward_only`: one key forward to the next, no blending, no wrap).
-Both are scored on the non-key frames against `restyle` applied to every frame (PSNR, SSIM), and
+reference's scheme (`propagate_forward_only`: one key forward to the next, no blending, no wrap),
+and by the no-flow control (each frame recoloured like its nearest key: what the fallback alone
+gives; if ours does not beat it, the flow carries nothing). All are scored on the non-key frames against `restyle` applied to every frame (PSNR, SSIM), and
 timed (frames/s, flow included).
 
     python bench/propagate.py [--size 512] [--frames 48] [--grids 2 3] [--flow dis]
+                              [--filter grade|cartoon-hue|palette-hatch]
+
+`grade` (the first round's stand-in) is mostly a colour grade, which the fallback rebuilds from
+the frame itself; `cartoon-hue` and `palette-hatch` (bench/reimagine3d.py) change structure.
 """
 
 from __future__ import annotations
@@ -43,6 +48,19 @@ def restyle(image: np.ndarray) -> np.ndarray:
     edges = cv2.adaptiveThreshold(cv2.medianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 5), 255,
                                   cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 9, 4)
     return (smooth.astype(np.float32) * (0.35 + 0.65 * edges[..., None] / 255.0)).astype(np.uint8)
+
+
+def no_flow(frames: list[np.ndarray], keys: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """The control: every frame recoloured like its nearest key (cyclic), no flow at all."""
+    from gausynth_engine.propagation.colour import ColourTransfer
+
+    count = len(frames)
+    transfers = {k: ColourTransfer.learn(frames[k], keys[k]) for k in keys}
+    out = []
+    for t in range(count):
+        k = min(keys, key=lambda k: min(abs(k - t), count - abs(k - t)))
+        out.append(keys[t] if t in keys else np.clip(transfers[k].apply(frames[t]) + 0.5, 0, 255).astype(np.uint8))
+    return out
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -107,37 +125,47 @@ def main() -> None:
     parser.add_argument("--grids", type=int, nargs="+", default=[2, 3])
     parser.add_argument("--flow", default="dis", choices=("dis", "farneback"))
     parser.add_argument("--sets", nargs="*", help="only these sets (default: all)")
+    parser.add_argument("--filter", default="cartoon-hue", choices=("grade", "cartoon-hue", "palette-hatch"))
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reimagine3d import FILTERS
+
+    filt = restyle if args.filter == "grade" else FILTERS[args.filter]
 
     with tempfile.TemporaryDirectory() as tmp:
         sets = load_sets(args.size, args.frames, Path(tmp), args.sets)
     rows = []
     for name, frames in sets.items():
-        truth = [restyle(f) for f in frames]
+        truth = [filt(f) for f in frames]
         for grid in args.grids:
             if len(frames) < grid * grid:
                 continue
             keys = {k: truth[k] for k in key_frame_indices(len(frames), grid)}
-            ours, ours_fps = timed(propagate, frames, keys, flow=args.flow)
+            shares: dict[int, float] = {}
+            ours, ours_fps = timed(propagate, frames, keys, flow=args.flow, fallback=shares)
             base, base_fps = timed(propagate_forward_only, frames, keys, flow=args.flow)
+            control = no_flow(frames, keys)
             inner = [t for t in range(len(frames)) if t not in keys]
             row = (name, grid, len(frames), score(ours, truth, inner, psnr), score(base, truth, inner, psnr),
-                   score(ours, truth, inner, ssim), score(base, truth, inner, ssim), ours_fps, base_fps)
+                   score(ours, truth, inner, ssim), score(base, truth, inner, ssim), ours_fps, base_fps,
+                   score(control, truth, inner, psnr), float(np.mean([shares[t] for t in inner])))
             rows.append(row)
-            print(f"  {name} N={grid}: PSNR {row[3]:.2f} vs {row[4]:.2f} dB, {ours_fps:.1f} frames/s",
-                  file=sys.stderr)
+            print(f"  {name} N={grid}: PSNR {row[3]:.2f} vs {row[4]:.2f} dB (no-flow {row[9]:.2f}), "
+                  f"fallback {row[10]:.0%}, {ours_fps:.1f} frames/s", file=sys.stderr)
 
-    print(f"\npropagate vs forward-only baseline: {args.size}² frames, flow {args.flow}, "
-          f"non-key frames scored against the filter on every frame")
-    head = (f"{'set':<17} {'N':>2} {'frames':>6} | {'PSNR ours':>9} {'base':>6} {'Δ dB':>5} {'ratio':>5} | "
-            f"{'SSIM ours':>9} {'base':>6} {'ratio':>5} | {'fps ours':>8} {'base':>6}")
+    print(f"\npropagate vs forward-only baseline and the no-flow control: {args.size}² frames, flow "
+          f"{args.flow}, filter {args.filter}, non-key frames scored against the filter on every frame")
+    head = (f"{'set':<17} {'N':>2} {'frames':>6} | {'PSNR ours':>9} {'base':>6} {'Δ dB':>5} {'no-flow':>7} "
+            f"{'fallback':>8} | {'SSIM ours':>9} {'base':>6} {'ratio':>5} | {'fps ours':>8} {'base':>6}")
     print(head)
     print("-" * len(head))
-    for name, grid, count, p_o, p_b, s_o, s_b, f_o, f_b in rows:
-        print(f"{name:<17} {grid:>2} {count:>6} | {p_o:>9.2f} {p_b:>6.2f} {p_o - p_b:>+5.2f} {p_o / p_b:>5.3f} | "
-              f"{s_o:>9.4f} {s_b:>6.4f} {s_o / s_b:>5.3f} | {f_o:>8.1f} {f_b:>6.1f}")
+    for name, grid, count, p_o, p_b, s_o, s_b, f_o, f_b, p_c, fall in rows:
+        print(f"{name:<17} {grid:>2} {count:>6} | {p_o:>9.2f} {p_b:>6.2f} {p_o - p_b:>+5.2f} {p_c:>7.2f} "
+              f"{fall:>8.0%} | {s_o:>9.4f} {s_b:>6.4f} {s_o / s_b:>5.3f} | {f_o:>8.1f} {f_b:>6.1f}")
     beaten = all(r[3] > r[4] and r[5] > r[6] for r in rows)
     print(f"ours beats the baseline on every set (PSNR and SSIM): {'yes' if beaten else 'NO'}")
+    control = all(r[3] > r[9] + 0.5 for r in rows)
+    print(f"ours beats the no-flow control by > 0.5 dB on every set: {'yes' if control else 'NO'}")
 
 
 if __name__ == "__main__":

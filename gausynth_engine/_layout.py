@@ -113,6 +113,11 @@ class RunLayout:
         return self.root / "blend_transparent"
 
     @property
+    def reim3d_frames(self) -> Path:
+        """The 3D routes' reimagined frames (RGBA), lined up with the undistorted cameras."""
+        return self.root / "reim3d_frames"
+
+    @property
     def sr_frames(self) -> Path:
         return self.root / "sr_frames"
 

@@ -23,6 +23,7 @@ from .stages.reimagine import Params as ReimagineParams
 from .stages.sfm import Params as SfmParams
 from .stages.sheet import Params as SheetParams
 from .stages.splat import Params as SplatParams
+from .stages.transfer import Params as TransferParams
 from .stages.upscale import Params as UpscaleParams
 
 
@@ -34,8 +35,10 @@ class RunParams:
     outputs_root: str = param("", "Where run folders live (relative: from the current folder); "
                               "empty = $GAUSYNTH_OUTPUTS_ROOT, else ~/.local/share/gausynth/runs. "
                               "--outputs-root overrides it.")
-    pipeline: str = param("reimagine", "reimagine: the whole pipeline; original: frames → SfM → 3DGS "
-                          "of the original footage, no diffusion.", choices=("reimagine", "original"))
+    pipeline: str = param("reimagine", "reimagine: the whole pipeline, key frames carried by 2D "
+                          "optical flow; reimagine-3d: key views carried through the original 3DGS "
+                          "(transfer); original: frames → SfM → 3DGS of the original footage, no "
+                          "diffusion.", choices=("reimagine", "reimagine-3d", "original"))
     device: str = param("auto", "Where GPU stages run; auto = CUDA when present.",
                         choices=("auto", "cuda", "cpu"))
     keep_trainings: int = param(3, "3DGS trainings kept under gs/ per variant (newest first; the one "
@@ -52,6 +55,7 @@ class Preset:
     reimagine: ReimagineParams = ReimagineParams()
     propagate: PropagateParams = PropagateParams()
     mask: MaskParams = MaskParams()
+    transfer: TransferParams = TransferParams()
     blend: BlendParams = BlendParams()
     upscale: UpscaleParams = UpscaleParams()
     sfm: SfmParams = SfmParams()

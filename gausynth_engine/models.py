@@ -237,9 +237,9 @@ def preset_models(preset: Preset) -> list[ModelRef]:
 
 
 def _needs_cutout(preset: Preset) -> bool:
-    from .stages.blend import STAGE
+    from .stages import BY_ID
 
-    return STAGE.off_reason(preset) is None
+    return BY_ID["blend"].off_reason(preset) is None
 
 
 def missing_models(preset: Preset) -> list[str]:

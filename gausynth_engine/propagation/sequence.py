@@ -72,7 +72,8 @@ def check_inputs(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], f
 
 def propagate(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], *, flow: str = "dis",
               cyclic: bool = True, tolerance_px: float = 1.0, colour_tolerance: float = 25.0,
-              workers: int | None = None) -> Iterator[np.ndarray]:
+              workers: int | None = None, fallback: dict[int, float] | None = None
+              ) -> Iterator[np.ndarray]:
     """Yields every frame restyled like the keys: RGB uint8 [H, W, 3], frame 0 first.
 
     frames: the original clip, RGB uint8 [H, W, 3] each. keys: frame index → the restyled frame,
@@ -80,7 +81,9 @@ def propagate(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], *, f
     the last key blend towards the first). tolerance_px: forward–backward flow error (pixels)
     tolerated before a warp loses trust. colour_tolerance: colour difference (0..255) between a
     frame and its original key carried onto it at which the carried restyle loses most trust.
-    workers: threads to use (default: one per core, at most 8).
+    workers: threads to use (default: one per core, at most 8). fallback: when given, gets
+    frame index → the share of its pixels (0..1) that came from the recoloured frame itself
+    rather than from a carried key (0 for keys), as each frame is yielded.
     """
     check_inputs(frames, keys, flow)
     count = len(frames)
@@ -93,29 +96,35 @@ def propagate(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], *, f
     side_by_side = max(1, min(cores, len(todo)))
     flow_threads = max(1, cores // side_by_side)
 
-    def blend(seg: Segment) -> list[tuple[int, np.ndarray]]:
+    def blend(seg: Segment) -> list[tuple[int, np.ndarray, float]]:
         return list(_blend_segment(frames, grays, keys, transfers, seg, flow, tolerance_px,
                                    colour_tolerance, flow_threads))
 
-    ready: dict[int, np.ndarray] = {}
+    ready: dict[int, tuple[np.ndarray, float]] = {}
     with ThreadPoolExecutor(side_by_side) as pool:
-        running: deque[Future[list[tuple[int, np.ndarray]]]] = deque()
+        running: deque[Future[list[tuple[int, np.ndarray, float]]]] = deque()
         for t in range(count):
             while todo and len(running) < side_by_side:
                 running.append(pool.submit(blend, todo.popleft()))
             if t in keys:
+                if fallback is not None:
+                    fallback[t] = 0.0
                 yield np.ascontiguousarray(keys[t][..., :3], dtype=np.uint8)
                 continue
             while t not in ready:
-                ready.update((p % count, image) for p, image in running.popleft().result())
-            yield ready.pop(t)
+                ready.update((p % count, (image, share)) for p, image, share in running.popleft().result())
+            image, share = ready.pop(t)
+            if fallback is not None:
+                fallback[t] = share
+            yield image
 
 
 def _blend_segment(frames: Sequence[np.ndarray], grays: Sequence[np.ndarray],
                    keys: Mapping[int, np.ndarray], transfers: Mapping[int, ColourTransfer],
                    seg: Segment, flow: str, tolerance_px: float, colour_tolerance: float,
-                   workers: int | None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yields (position, RGB uint8 [H, W, 3]) for the non-key frames of one segment."""
+                   workers: int | None) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Yields (position, RGB uint8 [H, W, 3], share of pixels from the fallback) for the
+    non-key frames of one segment."""
     count = len(frames)
     at = lambda p: p % count  # noqa: E731 - positions past the end wrap to the clip's start
     # Kept as float16 (0.06 px steps up to 128 px of motion): long segments hold many of them.
@@ -171,7 +180,7 @@ def _blend_segment(frames: Sequence[np.ndarray], grays: Sequence[np.ndarray],
         warped /= (w_early + w_late + 1e-6)[..., None]
         covered = (1.0 - (1.0 - early_conf) * (1.0 - late_conf))[..., None]
         out = covered * warped + (1.0 - covered) * fallback
-        yield p, np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        yield p, np.clip(out + 0.5, 0, 255).astype(np.uint8), float(1.0 - covered.mean())
 
 
 def _key_pair(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray],

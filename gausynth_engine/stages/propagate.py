@@ -92,9 +92,11 @@ def run(ctx: StageContext) -> None:
     ctx.log(f"{len(frames)} frames, key frames {sorted(keys)}; flow {p.flow}, "
             f"{'cyclic' if p.cyclic else 'open'} clip")
 
+    fallback: dict[int, float] = {}
+
     def written() -> Iterator[np.ndarray]:
         results = propagate(frames, keys, flow=p.flow, cyclic=p.cyclic, tolerance_px=p.tolerance_px,
-                            colour_tolerance=p.colour_tolerance)
+                            colour_tolerance=p.colour_tolerance, fallback=fallback)
         for n, image in enumerate(results):
             write_image(ctx.out.ebsynth_all / files[n].name, image)
             ctx.progress(n + 1, len(frames), "frames")
@@ -103,7 +105,19 @@ def run(ctx: StageContext) -> None:
     preprocess = (read_manifest(ctx.layout, "preprocess") or {}).get("record")
     write_video(ctx.out.video(VIDEO), written(), fps=video_fps(preprocess, len(frames)))
     ctx.artifact(ctx.out.video(VIDEO), "video")
-    ctx.record(key_frames=sorted(keys), frames=len(frames), flow=p.flow, cyclic=p.cyclic)
+    inner = {files[t].name: round(share, 4) for t, share in sorted(fallback.items()) if t not in keys}
+    if inner:
+        share = sum(inner.values()) / len(inner)
+        worst = max(inner, key=inner.get)
+        # Honest about wide baselines: flow between far-apart views is mostly rejected.
+        ctx.log(f"{share:.0%} of the non-key pixels fell back to the recoloured original "
+                f"(worst {worst}: {inner[worst]:.0%}); a wide-baseline turn-around carries "
+                "better through run.pipeline = 'reimagine-3d'",
+                "warning" if share > 0.5 else "info")
+        ctx.metric("propagate.fallback_share", share)
+    ctx.record(key_frames=sorted(keys), frames=len(frames), flow=p.flow, cyclic=p.cyclic,
+               fallback_share=round(sum(inner.values()) / len(inner), 4) if inner else 0.0,
+               fallback_per_frame=inner)
 
 
 STAGE = Stage(

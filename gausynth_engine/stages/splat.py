@@ -61,7 +61,11 @@ def masked(ctx: StageContext) -> bool:
 
 def source_frames(ctx: StageContext, variant: str) -> Path:
     """Gives the folder of frames a variant trains on (SfM-sized, named like the SfM frames)."""
+    from . import ROUTES_3D
+
     if variant == "reim":
+        if ctx.preset.run.pipeline in ROUTES_3D:  # made in 3D, already undistorted
+            return ctx.layout.reim3d_frames
         return ctx.layout.sr_frames
     return ctx.layout.orig_transparent if masked(ctx) else ctx.layout.filtered_frames_colmap
 
@@ -165,9 +169,12 @@ def run_variant(ctx: StageContext, variant: str) -> None:
     for folder in ("views", "valid", "placed", "valid_views"):
         shutil.rmtree(work / folder, ignore_errors=True)
     valid_src = None
-    if variant == "reim":
-        source, valid_src = place_reimagined(ctx, work)
-    prepare_views(ctx.layout, source, views)
+    if source == ctx.layout.reim3d_frames:
+        views = source  # rendered at the undistorted cameras: nothing to warp
+    else:
+        if variant == "reim":
+            source, valid_src = place_reimagined(ctx, work)
+        prepare_views(ctx.layout, source, views)
     if valid_src is not None:
         valid_views = work / "valid_views"
         prepare_views(ctx.layout, valid_src, valid_views)
@@ -232,7 +239,7 @@ STAGE_REIM = Stage(
     id="splat_reim",
     title="3DGS (reimagined)",
     section="splat",
-    after=("sfm", "mask", "upscale"),
+    after=("sfm", "mask", "upscale", "transfer", "sync"),
     outputs=("gs", "new_videos/gs_reim.mp4"),
     version=2,
     run=run_reim,

@@ -151,6 +151,9 @@ def test_the_stage_writes_every_frame_and_the_preview_video(sample_video, engine
     progress = [e for e in events if e["type"] == "progress"]
     assert progress[-1]["value"] == progress[-1]["total"] == len(originals)
     assert ctx.record_data["key_frames"] == keys
+    shares = ctx.record_data["fallback_per_frame"]
+    assert set(shares) == {p.name for i, p in enumerate(originals) if i not in keys}
+    assert any("fell back to the recoloured original" in e.get("message", "") for e in events)
 
 
 def test_a_stray_key_tile_is_named_in_the_error(tmp_path) -> None:
@@ -179,3 +182,17 @@ def test_key_tiles_cut_at_the_sheet_size_are_brought_to_the_frame_size(tmp_path)
     assert list(keys) == [3]
     assert keys[3].shape == (32, 32, 3)
     assert np.abs(keys[3].astype(int) - (10, 200, 30)).max() <= 1
+
+
+def test_the_fallback_share_says_where_flow_carried_nothing() -> None:
+    """A slow slide (the strip moves 1 px a frame) is carried by flow; a 90° jump per frame of
+    a 360° loop (every frame a different quarter of the strip) is not: nearly all fallback."""
+    shares = {}
+    for name, count in (("slow", 32 * 8), ("wide", 8)):
+        frames = turntable(count)[: min(count, 24)]
+        keys = {0: restyle(frames[0]), len(frames) - 1: restyle(frames[-1])}
+        got: dict[int, float] = {}
+        list(propagate(frames, keys, cyclic=False, fallback=got))
+        assert set(got) == set(range(len(frames))) and got[0] == 0.0
+        shares[name] = float(np.mean([got[t] for t in range(1, len(frames) - 1)]))
+    assert shares["slow"] < 0.3 and shares["wide"] > 0.7, shares

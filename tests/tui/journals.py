@@ -31,7 +31,7 @@ from gausynth_engine.stages import STAGES
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 NOW = T0 + 600.0  # the clock the snapshot apps read
 GIB = 1 << 30
-ORIG_ONLY = ("sheet", "reimagine", "propagate", "blend", "upscale", "splat_reim")
+ORIG_ONLY = ("sheet", "reimagine", "propagate", "blend", "upscale", "transfer", "splat_reim")
 
 
 class Clock:
@@ -88,8 +88,13 @@ def sheet_png(path: Path, size: int = 96) -> None:
 
 
 def _plan(clock: Clock, actions: dict[str, tuple[str, str]]) -> list[Event]:
-    return [StagePlanned(stage=s.id, action=actions.get(s.id, ("run", "not run yet"))[0],
-                         reason=actions.get(s.id, ("run", "not run yet"))[1], t=clock.tick(0.001))
+    from gausynth_engine._preset import Preset
+
+    # Stages the default (2D) route leaves out are planned "off" unless a run says otherwise.
+    default = {s.id: ("off", off) for s in STAGES if (off := s.off_reason(Preset()))}
+    return [StagePlanned(stage=s.id, action=actions.get(s.id, default.get(s.id, ("run", "not run yet")))[0],
+                         reason=actions.get(s.id, default.get(s.id, ("run", "not run yet")))[1],
+                         t=clock.tick(0.001))
             for s in STAGES]
 
 

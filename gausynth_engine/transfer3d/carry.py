@@ -1,0 +1,99 @@
+"""One call from the original Gaussians and the key views to every camera's reimagined frame."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .bake import bake
+from .geometry import Cameras, Geometry, render_geometry
+from .keys import KeyView
+from .reproject import reproject
+
+
+@dataclass
+class Carried:
+    """Every camera's frame: rgb [V, H, W, 3] in 0..1 (straight, not premultiplied), alpha
+    [V, H, W] (the original's silhouette), coverage [V, H, W] (1 where a key view was carried,
+    0 where the fill was used), and facts for the manifest."""
+
+    rgb: Tensor
+    alpha: Tensor
+    coverage: Tensor
+    geometry: Geometry
+    facts: dict[str, object] = field(default_factory=dict)
+
+    def rgba_uint8(self, v: int) -> np.ndarray:
+        """Gives camera v's frame as RGBA uint8 [H, W, 4]."""
+        out = torch.cat([self.rgb[v], self.alpha[v][..., None]], -1).clamp(0, 1)
+        return (out * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def straight(geometry: Geometry) -> Tensor:
+    """Gives the un-premultiplied colours [V, H, W, 3] of a render (0 where alpha ≈ 0)."""
+    return (geometry.rgb / geometry.alpha.clamp_min(1e-3)[..., None]).clamp(0, 1) \
+        * (geometry.alpha > 1e-3)[..., None]
+
+
+def nearest_keys(cams: Cameras, keys: Sequence[KeyView]) -> list[int]:
+    """Gives for each camera the position in `keys` of the key whose optical axis is closest."""
+    axes = cams.viewmats[:, 2, :3]  # the camera's z axis in world coordinates
+    key_axes = axes[[k.index for k in keys]]
+    return [int(np.argmax(key_axes @ a)) for a in axes]
+
+
+def recoloured_fill(geometry: Geometry, cams: Cameras, keys: Sequence[KeyView]) -> Tensor:
+    """Gives every camera's original render recoloured like its nearest key (Reinhard Lab)."""
+    from ..propagation.colour import ColourTransfer
+
+    base = (straight(geometry).cpu().numpy() * 255).astype(np.float32)
+    alpha = geometry.alpha.cpu().numpy()
+    transfers = []
+    for k in keys:
+        inside = (alpha[k.index] > 0.5) & (k.valid > 0.5)
+        if inside.sum() < 16:
+            inside = k.valid > 0.5
+        transfers.append(ColourTransfer.learn(base[k.index][inside][None], k.rgb[inside][None] * 255))
+    out = np.stack([transfers[n].apply(base[v]) for v, n in enumerate(nearest_keys(cams, keys))])
+    return torch.as_tensor(np.clip(out / 255.0, 0, 1), dtype=torch.float32, device=geometry.rgb.device)
+
+
+def carry(params: dict[str, Tensor], cams: Cameras, keys: Sequence[KeyView], method: str,
+          backend: str, *, depth_tolerance: float = 0.03, angle_power: float = 8.0,
+          bake_steps: int = 200, bake_lr: float = 0.05,
+          log: Callable[[str], None] | None = None,
+          progress: Callable[[int, int], None] | None = None) -> Carried:
+    """Gives every camera's reimagined frame by `method`: "reproject" (key views warped
+    through the rendered depth, the recoloured original where no key sees), "bake" (the
+    Gaussians' colours fitted to the keys, rendered) or "hybrid" (reproject, the bake fills)."""
+    if method not in ("reproject", "bake", "hybrid"):
+        raise ValueError(f"transfer method {method!r}; accepted: reproject, bake, hybrid")
+    if not keys:
+        raise ValueError("no key views to carry")
+    start = time.perf_counter()
+    geometry = render_geometry(params, cams, backend)
+    facts: dict[str, object] = {"method": method}
+    fill = None
+    if method in ("bake", "hybrid"):
+        t0 = time.perf_counter()
+        baked, seen = bake(params, cams, keys, backend, steps=bake_steps, lr=bake_lr, progress=progress)
+        fill = straight(render_geometry(baked, cams, backend, sh_degree=0))
+        facts.update(bake_seconds=round(time.perf_counter() - t0, 2),
+                     gaussians_seen=round(float(seen.float().mean()), 4))
+        if log:
+            log(f"bake: {float(seen.float().mean()):.0%} of {len(seen)} Gaussians seen by a key "
+                f"view; the rest took their neighbours' colour change")
+    if method == "bake":
+        rgb, coverage = fill, (geometry.alpha > 1e-3).float()
+    else:
+        if fill is None:
+            fill = recoloured_fill(geometry, cams, keys)
+        rgb, coverage = reproject(geometry, cams, keys, fill, depth_tolerance=depth_tolerance,
+                                  angle_power=angle_power)
+    facts["seconds"] = round(time.perf_counter() - start, 2)
+    return Carried(rgb, geometry.alpha, coverage, geometry, facts)
