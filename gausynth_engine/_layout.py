@@ -91,6 +91,16 @@ class RunLayout:
         return self.root / "sr_frames"
 
     @property
+    def reim3d_frames(self) -> Path:
+        """RGBA frames of a 3D route, lined up with `colmap/images` (splat_reim trains on them)."""
+        return self.root / "reim3d_frames"
+
+    @property
+    def sync(self) -> Path:
+        """The synchronised route's own outputs: its reimagined PLY, the diffused views."""
+        return self.root / "sync"
+
+    @property
     def colmap(self) -> Path:
         return self.root / "colmap"
 

@@ -21,6 +21,7 @@ from .stages.reimagine import Params as ReimagineParams
 from .stages.sfm import Params as SfmParams
 from .stages.sheet import Params as SheetParams
 from .stages.splat import Params as SplatParams
+from .stages.sync import Params as SyncParams
 from .stages.upscale import Params as UpscaleParams
 
 
@@ -31,7 +32,9 @@ class RunParams:
     directory: str = param("default", "The run's folder name under outputs_root.")
     outputs_root: str = param("demo_outputs_dir", "Where run folders live.")
     pipeline: str = param("reimagine", "reimagine: the whole pipeline; original: frames → SfM → 3DGS "
-                          "of the original footage, no diffusion.", choices=("reimagine", "original"))
+                          "of the original footage, no diffusion; reimagine-sync: synchronised diffusion "
+                          "over the original 3DGS (see [sync]).",
+                          choices=("reimagine", "original", "reimagine-sync"))
     device: str = param("auto", "Where GPU stages run; auto = CUDA when present.",
                         choices=("auto", "cuda", "cpu"))
 
@@ -49,6 +52,7 @@ class Preset:
     upscale: UpscaleParams = UpscaleParams()
     sfm: SfmParams = SfmParams()
     splat: SplatParams = SplatParams()
+    sync: SyncParams = SyncParams()
 
     def section(self, name: str) -> Any:
         return getattr(self, name)

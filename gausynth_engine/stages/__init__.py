@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._stage import Stage
-from . import blend, preprocess, propagate, reimagine, sfm, sheet, splat, upscale
+from . import blend, preprocess, propagate, reimagine, sfm, sheet, splat, sync, upscale
 
 STAGES: tuple[Stage, ...] = (
     preprocess.STAGE,
@@ -15,6 +15,7 @@ STAGES: tuple[Stage, ...] = (
     sfm.STAGE,
     splat.STAGE_REIM,
     splat.STAGE_ORIG,
+    sync.STAGE,  # issue 18: after splat_orig; splat_reim should train on reim3d_frames after it
 )
 
 BY_ID: dict[str, Stage] = {s.id: s for s in STAGES}
@@ -29,6 +30,7 @@ SECTIONS: dict[str, type] = {
     "upscale": upscale.Params,
     "sfm": sfm.Params,
     "splat": splat.Params,
+    "sync": sync.Params,
 }
 
 __all__ = ["BY_ID", "SECTIONS", "STAGES"]
