@@ -275,7 +275,8 @@ def run(ctx: StageContext) -> None:
     ctx.artifact(out / "views" / (Path(names[0]).stem + ".png"), "image")
     write_frames(ctx.out.reim3d_frames, geom, result.colours, frames, backend, device)
     mask = alpha[..., 0] > 0.5
-    consistency = consistency_psnr(result.images.to(device), geom, cams, mask, backend=backend)
+    consistency = consistency_psnr(result.images.to(device), geom, cams, mask, backend=backend,
+                                   steps=p.final_fit_steps)
     peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
     steps = result.steps
     ctx.metric("consistency_psnr", consistency)
@@ -335,7 +336,7 @@ def diffuse(ctx: StageContext, geom: Any, cams: Any, originals: Any, alpha: Any,
                 last_step[0] = step
                 ctx.log(f"step {step + 1}: denoising {len(cams)} views", "debug")
 
-        result = sample(denoiser, VaeCodec(pipe.vae, device=device), ddim_scheduler(pipe), geom, cams,
+        result = sample(denoiser, VaeCodec(pipe.vae, device=device, upcast=p.family == "sdxl"), ddim_scheduler(pipe), geom, cams,
                         originals, settings, device=device, dtype=dtype, on_progress=progress)
         for k, residual in enumerate(result.residuals):
             ctx.metric("sync_residual", residual, step=k + 1)

@@ -69,13 +69,16 @@ class PixelCodec:
 class VaeCodec:
     """A diffusers AutoencoderKL: encodes with the posterior mean, decodes in chunks.
 
-    SD-XL's VAE overflows in fp16, so it runs in float32 when its config asks for it
-    (`force_upcast`), as diffusers' own pipelines do.
+    SD-XL's VAE overflows in fp16, so `upcast` runs it in float32 (None: when its config says
+    `force_upcast`, as diffusers' SD-XL pipelines do; SD 1.5's VAE is fine in fp16).
     """
 
-    def __init__(self, vae: Any, *, chunk: int = 4, device: str | None = None) -> None:
+    def __init__(self, vae: Any, *, chunk: int = 4, device: str | None = None,
+                 upcast: bool | None = None) -> None:
         self.vae = vae
-        if getattr(vae.config, "force_upcast", False) and vae.dtype == torch.float16:
+        if upcast is None:
+            upcast = bool(getattr(vae.config, "force_upcast", False))
+        if upcast and vae.dtype == torch.float16:
             vae.to(torch.float32)
         self.channels = vae.config.latent_channels
         self.factor = 2 ** (len(vae.config.block_out_channels) - 1)

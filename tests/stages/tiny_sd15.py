@@ -68,7 +68,13 @@ def build_sd15(configs: dict[str, dict[str, Any]], *, dtype: Any = None, device:
                seed: int = 0) -> tuple[Any, Any, Any]:
     """Gives (SD 1.5 pipeline, ControlNet, CLIP image encoder) with random weights, in memory."""
     import torch
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     dtype = dtype or torch.float32
