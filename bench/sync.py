@@ -13,7 +13,7 @@ denoised for the same steps, guidance and depth maps by:
   ours-latent  the same, synchronised in latent space (no VAE round trip per step).
   ours-alone   our loop with synchronisation off (the cost of the loop itself).
 
-Each contender runs once warm-up (2 steps) and then timed. Prints seconds per view per step,
+Each contender runs once as a warm-up (1 step), then timed. Prints seconds per view per step,
 peak VRAM (torch's max allocated, models included) and the ratios ours / bare, and writes
 results.json. Usage on the device (about 3 minutes including gsplat's first compile):
 
@@ -35,7 +35,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests" / "stages")]
 
 PROMPT = "a colourful hand-painted ceramic figurine, studio photo, high detail"
 NEGATIVE = "blurry, lowres, deformed, watermark, text"
-FULL = {"views": 8, "steps": 8, "guidance": 7.5, "gaussians": 100_000, "sizes": {"sdxl": 1024, "sd15": 512}}
+FULL = {"views": 6, "steps": 6, "guidance": 7.5, "gaussians": 100_000, "sizes": {"sdxl": 1024, "sd15": 512}}
 TINY = {"views": 3, "steps": 2, "guidance": 7.5, "gaussians": 400, "sizes": {"sdxl": 64, "sd15": 64}}
 
 
@@ -161,7 +161,7 @@ def run_bare(pipe: Any, family: str, control: Any, steps: int, guidance: float) 
         pipe(prompt=[PROMPT] * V, negative_prompt=[NEGATIVE] * V, image=images, num_inference_steps=n,
              guidance_scale=guidance, output_type="np", generator=torch.Generator("cpu").manual_seed(0), **extra)
 
-    call(2)
+    call(1)
     peak_reset()
     t0 = now()
     call(steps)
@@ -185,7 +185,7 @@ def run_ours(pipe: Any, family: str, world: tuple[Any, ...], steps: int, guidanc
                                 final_fit_steps=100)
         return sample(denoiser, codec, ddim_scheduler(pipe), geom, cams, rgb, settings, device=device, dtype=dtype)
 
-    call(2)
+    call(1)
     peak_reset()
     before = denoiser.evaluations
     t0 = now()

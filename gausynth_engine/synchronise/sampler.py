@@ -69,8 +69,10 @@ class PixelCodec:
 class VaeCodec:
     """A diffusers AutoencoderKL: encodes with the posterior mean, decodes in chunks.
 
-    SD-XL's VAE overflows in fp16, so `upcast` runs it in float32 (None: when its config says
-    `force_upcast`, as diffusers' SD-XL pipelines do; SD 1.5's VAE is fine in fp16).
+    SD-XL's VAE overflows in fp16, so `upcast` runs it at a wider range (None: when its config
+    says `force_upcast`, as diffusers' SD-XL pipelines do; SD 1.5's VAE is fine in fp16):
+    bfloat16 where the GPU has it (fp32's range at half the memory and a fraction of the time:
+    the pixel mode round-trips the VAE at every step), else float32.
     """
 
     def __init__(self, vae: Any, *, chunk: int = 4, device: str | None = None,
@@ -79,7 +81,8 @@ class VaeCodec:
         if upcast is None:
             upcast = bool(getattr(vae.config, "force_upcast", False))
         if upcast and vae.dtype == torch.float16:
-            vae.to(torch.float32)
+            wide = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+            vae.to(wide)
         self.channels = vae.config.latent_channels
         self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.scale = vae.config.scaling_factor
