@@ -259,7 +259,7 @@ def run(ctx: StageContext) -> None:
     if torch.cuda.is_available() and device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    result, denoiser = diffuse(ctx, geom, cams, originals, alpha[..., 0], depth, seed)
+    result, calls, evaluations = diffuse(ctx, geom, cams, originals, alpha[..., 0], depth, seed)
     seconds = time.perf_counter() - started
     # The outputs: the reimagined PLY, the V views, and RGBA renders at every registered frame.
     out = ctx.out.sync
@@ -282,7 +282,7 @@ def run(ctx: StageContext) -> None:
     ctx.metric("consistency_psnr", consistency)
     ctx.metric("seconds_per_view_step", result.denoise_seconds / max(1, steps * len(ids)))
     ctx.record(seed=seed, family=p.family, views=names, view_ids=ids, size=side, steps=steps,
-               unet_calls=denoiser.calls, unet_evaluations=denoiser.evaluations,
+               unet_calls=calls, unet_evaluations=evaluations,
                consistency_psnr=round(consistency, 2), residuals=[round(r, 5) for r in result.residuals],
                seconds=round(seconds, 2), denoise_seconds=round(result.denoise_seconds, 2),
                sync_seconds=round(result.sync_seconds, 2), peak_vram_bytes=peak,
@@ -290,9 +290,9 @@ def run(ctx: StageContext) -> None:
 
 
 def diffuse(ctx: StageContext, geom: Any, cams: Any, originals: Any, alpha: Any, depth: Any,
-            seed: int) -> tuple[Any, Any]:
+            seed: int) -> tuple[Any, int, int]:
     """Loads the models, runs the synchronised sampling, releases the models; gives
-    (SyncResult, the denoiser with its call counts)."""
+    (SyncResult, UNet calls, images they denoised)."""
     import gc
 
     import torch
@@ -334,13 +334,15 @@ def diffuse(ctx: StageContext, geom: Any, cams: Any, originals: Any, alpha: Any,
             ctx.progress(done, total, "view-steps")
             if step != last_step[0]:
                 last_step[0] = step
-                ctx.log(f"step {step + 1}: denoising {len(cams)} views", "debug")
+                ctx.log(f"denoising step {step + 1}/{total // len(cams)} of {len(cams)} views")
 
         result = sample(denoiser, VaeCodec(pipe.vae, device=device, upcast=p.family == "sdxl"), ddim_scheduler(pipe), geom, cams,
                         originals, settings, device=device, dtype=dtype, on_progress=progress)
         for k, residual in enumerate(result.residuals):
             ctx.metric("sync_residual", residual, step=k + 1)
-        return result, denoiser
+        calls, evaluations = denoiser.calls, denoiser.evaluations
+        del denoiser  # it holds the models: let them go with the pipeline
+        return result, calls, evaluations
     finally:
         release(pipe)
         del pipe
