@@ -122,6 +122,11 @@ class RunLayout:
         return self.root / "sr_frames"
 
     @property
+    def sync(self) -> Path:
+        """The synchronised route's own outputs: its reimagined PLY, the diffused views."""
+        return self.root / "sync"
+
+    @property
     def colmap(self) -> Path:
         return self.root / "colmap"
 

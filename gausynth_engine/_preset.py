@@ -23,6 +23,7 @@ from .stages.reimagine import Params as ReimagineParams
 from .stages.sfm import Params as SfmParams
 from .stages.sheet import Params as SheetParams
 from .stages.splat import Params as SplatParams
+from .stages.sync import Params as SyncParams
 from .stages.transfer import Params as TransferParams
 from .stages.upscale import Params as UpscaleParams
 
@@ -37,8 +38,9 @@ class RunParams:
                               "--outputs-root overrides it.")
     pipeline: str = param("reimagine", "reimagine: the whole pipeline, key frames carried by 2D "
                           "optical flow; reimagine-3d: key views carried through the original 3DGS "
-                          "(transfer); original: frames → SfM → 3DGS of the original footage, no "
-                          "diffusion.", choices=("reimagine", "reimagine-3d", "original"))
+                          "(transfer); reimagine-sync: synchronised diffusion over the original 3DGS "
+                          "(see [sync]); original: frames → SfM → 3DGS of the original footage, no "
+                          "diffusion.", choices=("reimagine", "reimagine-3d", "reimagine-sync", "original"))
     device: str = param("auto", "Where GPU stages run; auto = CUDA when present.",
                         choices=("auto", "cuda", "cpu"))
     keep_trainings: int = param(3, "3DGS trainings kept under gs/ per variant (newest first; the one "
@@ -61,6 +63,7 @@ class Preset:
     sfm: SfmParams = SfmParams()
     splat: SplatParams = SplatParams()
     export: ExportParams = ExportParams()
+    sync: SyncParams = SyncParams()
 
     def section(self, name: str) -> Any:
         return getattr(self, name)

@@ -191,7 +191,7 @@ def reimagine_models(preset: Preset) -> list[ModelRef]:
     from .stages.reimagine import CHECKPOINTS, controlnet_on, ip_adapter_on
 
     p = preset.reimagine
-    if preset.run.pipeline == "original":
+    if preset.run.pipeline in ("original", "reimagine-sync"):  # the sync route loads sync_models
         return []
     source = CHECKPOINTS.get(p.checkpoint, p.checkpoint)
     refs = [ModelRef("checkpoint", "SD-XL checkpoint", "reimagine.checkpoint", source, SDXL_PIPELINE_FILES)]
@@ -223,6 +223,47 @@ def _join(folder: str, name: str) -> str:
     return f"{folder.strip('/')}/{name}" if folder.strip("/") else name
 
 
+# The files of a diffusers SD 1.5 pipeline repository (no safety checker: it is not loaded).
+SD15_PIPELINE_FILES = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    *(f"tokenizer/{f}" for f in ("tokenizer_config.json", "vocab.json", "merges.txt")),
+    "text_encoder/config.json", "text_encoder/model.safetensors",
+    *(f"{m}/{f}" for m in ("unet", "vae") for f in ("config.json", "diffusion_pytorch_model.safetensors")),
+)
+SD15_CONFIG_FILES = tuple(f for f in SD15_PIPELINE_FILES if not f.endswith(".safetensors"))
+
+
+def sync_models(preset: Preset) -> list[ModelRef]:
+    """Gives the models the sync stage of `preset` loads (none off the synchronised route)."""
+    from .stages.sync import ROUTE, SD15_CHECKPOINT, checkpoint_source, controlnet_source, ip_adapter_files
+
+    if preset.run.pipeline != ROUTE:
+        return []
+    p = preset.sync
+    source = checkpoint_source(preset)
+    field = "sync.checkpoint" if p.checkpoint or p.family == "sd15" else "reimagine.checkpoint"
+    sd15 = p.family == "sd15"
+    name = "SD 1.5 checkpoint" if sd15 else "SD-XL checkpoint"
+    refs = [ModelRef("checkpoint", name, field, source, SD15_PIPELINE_FILES if sd15 else SDXL_PIPELINE_FILES)]
+    if source_kind(source) == "file":
+        refs.append(ModelRef("single_file_config", f"{name[:-11]} configs and tokenizers (for a single-file "
+                             "checkpoint)", field, SD15_CHECKPOINT if sd15 else SDXL_CONFIG_REPO,
+                             SD15_CONFIG_FILES if sd15 else SDXL_CONFIG_FILES))
+    controlnet = controlnet_source(p)
+    if controlnet:
+        refs.append(ModelRef("controlnet", f"{p.control} ControlNet", "sync.controlnet_model", controlnet,
+                             CONTROLNET_FILES))
+    files = ip_adapter_files(preset)
+    if files:
+        sub, weight, encoder = files
+        folder = image_encoder_subfolder(sub, encoder)
+        refs.append(ModelRef("ip_adapter", "IP-Adapter with its image encoder", "reimagine.ip_adapter_model",
+                             preset.reimagine.ip_adapter_model,
+                             (_join(sub, weight), f"{folder}/config.json", f"{folder}/model.safetensors")))
+    return refs
+
+
 def upscale_models(preset: Preset) -> list[ModelRef]:
     """Gives the Swin2SR model when the preset super-resolves."""
     if preset.run.pipeline != "reimagine":
@@ -233,7 +274,7 @@ def upscale_models(preset: Preset) -> list[ModelRef]:
 
 def preset_models(preset: Preset) -> list[ModelRef]:
     """Gives every Hugging Face model a preset needs (rembg's models are listed apart)."""
-    return reimagine_models(preset) + upscale_models(preset)
+    return reimagine_models(preset) + upscale_models(preset) + sync_models(preset)
 
 
 def _needs_cutout(preset: Preset) -> bool:

@@ -13,14 +13,16 @@ from .._params import param
 from .._stage import Stage, StageContext, StageError
 
 SD_VIDEO = "frames"
+VIDEO_FRAMES = 48  # what num_frames = 0 samples from a video (the reference's count)
 
 
 @dataclass(frozen=True)
 class Params:
     fps: float = param(0.0, "Frame rate of the input; 0 = read it from the video (30 for an image "
                        "folder).", min=0.0, max=240.0)
-    num_frames: int = param(48, "How many frames to sample evenly over the whole clip; 0 = every "
-                            "frame (an image folder: every image, in order).", min=0, max=5000)
+    num_frames: int = param(0, "How many frames to sample evenly over the whole clip; 0 = every "
+                            f"image of a folder (in order), {VIDEO_FRAMES} frames of a video.",
+                            min=0, max=5000)
     sd_size: int = param(512, "Side of the square frames for diffusion (filtered_frames_sd), px.",
                          min=64, max=2048)
     colmap_size: int = param(2048, "Longest side of the frames for SfM and 3DGS "
@@ -48,7 +50,8 @@ def run(ctx: StageContext) -> None:
                          f"frame) or use a longer clip")
     if info.frame_count < 2:
         raise StageError(f"{info.path}: {info.frame_count} frame; a turn-around needs at least 2")
-    count = p.num_frames or info.frame_count
+    count = p.num_frames or (info.frame_count if info.kind == "images"
+                             else min(VIDEO_FRAMES, info.frame_count))
     fps = p.fps or info.fps or 30.0
     indices = sample_indices(info.frame_count, count)
     width, height = sfm_size(info.width, info.height, p.colmap_size)
