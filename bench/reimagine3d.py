@@ -22,8 +22,8 @@ On the H200 (carry .dev and .data), everything in one command:
     source .dev/unpack.sh && python bench/reimagine3d.py --device cuda --size 128 --views 48 \
         --real --json $OUT/reimagine3d.json
 
-The real sets first get preprocess + sfm through the engine (`original-only`, cached under
-.data/runs-reimagine3d/); their object mask is the original 3DGS's silhouette (no true masks).
+The real sets first get preprocess + sfm + mask through the engine (`original-only`, cached under
+.data/runs-reimagine3d/, through the mask stage); scored inside the mask stage's object masks.
 """
 
 from __future__ import annotations
@@ -136,19 +136,28 @@ def true_gaussians(data: SetData, count: int, seed: int = 0) -> dict[str, torch.
 
 
 def run_set(folder: Path, size: int) -> SetData:
-    """Gives the set of a run folder where preprocess and sfm ran (colmap/images + sparse/0)."""
+    """Gives the set of a run folder where preprocess, sfm and mask ran: the undistorted views,
+    with the mask stage's object masks (the product's own; a turntable's backdrop cannot be
+    part of a static 3D scene) when it made them."""
     from gausynth_engine._layout import RunLayout
+    from gausynth_engine.poses import prepare_views
     from gausynth_engine.splatting.dataset import load_scene
 
     layout = RunLayout(Path(folder))
-    scene = load_scene(layout.colmap_sparse, layout.colmap_images)
+    views = layout.colmap_images
+    if layout.orig_transparent.is_dir():
+        views = layout.root / ".bench-masked"
+        if not views.is_dir():
+            prepare_views(layout, layout.orig_transparent, views)
+    scene = load_scene(layout.colmap_sparse, views)
     width, height = scene.size
     factor = max(1, round(max(width, height) / size))
     if factor > 1:
-        scene = load_scene(layout.colmap_sparse, layout.colmap_images, downscale=factor)
+        scene = load_scene(layout.colmap_sparse, views, downscale=factor)
     width, height = scene.size
     cams = Cameras(tuple(scene.names), scene.Ks, scene.viewmats, width, height)
-    return SetData(Path(folder).name, scene.images, cams, scene.points, scene.colors, None)
+    masks = None if scene.alphas is None else (scene.alphas > 127).astype(np.float32)
+    return SetData(Path(folder).name, scene.images, cams, scene.points, scene.colors, masks)
 
 
 REAL = {"plush-dog-102": ("plush-dog/images", 102), "plush-dog-48": ("plush-dog/images", 48),
@@ -191,7 +200,7 @@ def prepare_real_runs(root: Path, names: list[str], colmap_size: int) -> list[Pa
         sets = {"run.input": str(source), "run.directory": name, "run.outputs_root": str(root),
                 "preprocess.num_frames": frames, "preprocess.colmap_size": colmap_size,
                 "preprocess.sd_size": min(512, colmap_size), "sfm.allow_low_registration": "true"}
-        cmd = [sys.executable, "-m", "gausynth_engine", "run", "original-only", "--until", "sfm"]
+        cmd = [sys.executable, "-m", "gausynth_engine", "run", "original-only", "--until", "mask"]
         for k, v in sets.items():
             cmd += ["--set", f"{k}={v}" if isinstance(v, int) or v == "true" else f"{k}={v!r}"]
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ overlapped GPU stages, per-GPU utilisation over time (the queue journal's GPU sa
 placement check: every GPU stage's worker was watched while it ran (its CUDA_VISIBLE_DEVICES
 from /proc, the GPUs NVML lists its pid on) against the GPU the queue gave it.  # noqa: E402
 
-    python bench/queue.py [--real .data/apple.mp4] [--objects 2] [--iterations 2000]
+    python bench/queue_bench.py [--real .data/apple.mp4] [--objects 2] [--iterations 2000]
                           [--size 512] [--frames 40] [--max-runs N] [--out .data/bench-queue] [--cpu]
 
 --cpu: tiny sizes, up to sfm, for a CPU machine (a check that it works, not a measurement).
