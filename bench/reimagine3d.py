@@ -432,6 +432,8 @@ def main() -> None:
             for grid in args.grids:
                 if len(data.cams) >= 2 * grid * grid:
                     rows += evaluate(data, grid, filt, args, params, backend, masks)
+                    if args.json:  # after every case, so a run cut short keeps what it measured
+                        Path(args.json).write_text(json.dumps(rows, indent=1))
     print(f"\n3D transfer vs 2D propagation: inside the object, vs g(true frame); final 3DGS "
           f"{args.iterations} steps, device {args.device}")
     print_table(rows)
