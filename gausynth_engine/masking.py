@@ -80,6 +80,7 @@ def points_silhouette(points2d: np.ndarray, width: int, height: int, radius: flo
     inside = (points2d[:, 0] >= 0) & (points2d[:, 0] < width) & (points2d[:, 1] >= 0) \
         & (points2d[:, 1] < height)
     pts = np.round(points2d[inside]).astype(np.int32)
+    pts = np.clip(pts, 0, [width - 1, height - 1])  # 239.6 rounds to 240 in a 240-px frame
     r = max(1, round(radius))
     for x, y in pts:
         cv2.circle(canvas, (int(x), int(y)), r, 1, -1)
