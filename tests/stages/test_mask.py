@@ -128,3 +128,12 @@ def test_a_turntable_trains_clean_with_masks_and_worse_without(turntable, tmp_pa
     good = object_psnr_vs_truth(with_masks, clean, test_views)
     bad = object_psnr_vs_truth(without, clean, test_views)
     assert good > 15.0 and good > bad + 4.0, (good, bad)
+
+
+def test_points_on_the_frame_edge_do_not_fall_off_it() -> None:
+    """A projection at 239.6 px in a 240-px frame rounds to 240 (kermit's frames did)."""
+    from gausynth_engine.masking import points_silhouette
+
+    pts = np.array([[10.0, 239.6], [319.7, 5.0], [160.0, 120.0]] * 10)
+    mask = points_silhouette(pts, 320, 240, radius=3)
+    assert mask.shape == (240, 320) and mask[120, 160] and mask[239, 10]
