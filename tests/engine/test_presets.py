@@ -49,7 +49,7 @@ BROKEN = [
     ("[reimagine]\ncontrolnet = \"yes\"\n", 2, ["reimagine.controlnet", "true or false"]),
     ("[reimagine]\ncanny_low = 230\ncanny_high = 220\n", 2, ["reimagine.canny_low", "230", "low ≤ high"]),
     ("[run]\ndirectory = \"../../etc\"\n", 2, ["run.directory", "../../etc", "plain folder name"]),
-    ("[run]\npipeline = \"fast\"\n", 2, ["run.pipeline", "'fast'", "'reimagine', 'reimagine-3d', 'original'"]),
+    ("[run]\npipeline = \"fast\"\n", 2, ["run.pipeline", "'fast'", "'reimagine', 'reimagine-3d', 'reimagine-sync', 'original'"]),
     ("[splat]\neval_at = [7000, 99999]\n", 2, ["splat.eval_at", "99999"]),
     ("run = 3\n", 1, ["run", "expected a [section] table"]),
     ("[run\ninput = 1\n", 1, ["not valid TOML"]),
