@@ -60,10 +60,16 @@ def build_pipeline(src: PipelineSources, device: str, low_vram: bool) -> Any:
         pipe = cls.from_pretrained(src.checkpoint, **kwargs)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(
         pipe.scheduler.config, algorithm_type="sde-dpmsolver++", use_karras_sigmas=True)
-    if src.ip_adapter is not None:
-        ip = src.ip_adapter
-        pipe.load_ip_adapter(str(ip.root), subfolder=ip.subfolder, weight_name=ip.weight_name,
-                             image_encoder_folder=ip.image_encoder)
+    return place_pipeline(pipe, src.ip_adapter, device, low_vram)
+
+
+def place_pipeline(pipe: Any, ip_adapter: IpAdapterSource | None, device: str, low_vram: bool) -> Any:
+    """Gives the loaded pipeline with its IP-Adapter, quiet, on `device` (CPU offload and a tiled
+    VAE in low-VRAM mode)."""
+    if ip_adapter is not None:
+        pipe.load_ip_adapter(str(ip_adapter.root), subfolder=ip_adapter.subfolder,
+                             weight_name=ip_adapter.weight_name,
+                             image_encoder_folder=ip_adapter.image_encoder)
     pipe.set_progress_bar_config(disable=True)
     if low_vram:
         pipe.vae.enable_tiling()

@@ -55,19 +55,9 @@ def load_pipeline(src: FamilySources, device: str, dtype: torch.dtype, low_vram:
                                     local_files_only=True, **kwargs)
     else:
         pipe = cls.from_pretrained(src.checkpoint, **kwargs)
-    if src.ip_adapter is not None:
-        ip = src.ip_adapter
-        pipe.load_ip_adapter(str(ip.root), subfolder=ip.subfolder, weight_name=ip.weight_name,
-                             image_encoder_folder=ip.image_encoder)
-    pipe.set_progress_bar_config(disable=True)
-    if low_vram:
-        pipe.vae.enable_tiling()
-        pipe.vae.enable_slicing()
-    if low_vram and device == "cuda":
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    return pipe
+    from ..diffusion.pipeline import place_pipeline
+
+    return place_pipeline(pipe, src.ip_adapter, device, low_vram)
 
 
 def ddim_scheduler(pipe: Any) -> Any:

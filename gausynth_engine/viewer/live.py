@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .._journal import pid_alive
+
 LIVE = "live"
 CHECK_EVERY = 1.0  # seconds between looks for a watch file
 DEFAULT_EVERY = 2.0  # seconds between snapshots while watched
@@ -36,16 +38,6 @@ def snapshot_path(meta: Path, variant: str) -> Path:
     return live_folder(meta) / f"{variant}.npz"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def viewers(meta: Path) -> list[dict[str, Any]]:
     """Gives the watch records ({"pid", "every", "port"}) of the viewers still running."""
     try:
@@ -58,7 +50,7 @@ def viewers(meta: Path) -> list[dict[str, Any]]:
             continue
         try:
             data = json.loads(Path(entry.path).read_text(encoding="utf-8"))
-            if _alive(int(data["pid"])):
+            if pid_alive(int(data["pid"])):
                 out.append(data)
         except (OSError, ValueError, KeyError, TypeError):
             continue
