@@ -22,7 +22,9 @@ TINY_SPLAT = ("--set", "splat.iterations=1000", "--set", "splat.downscale=8")
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
+    # On loopback only: the test cluster must not listen on, or talk to, any other address.
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR",
+             _node_ip_address="127.0.0.1")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

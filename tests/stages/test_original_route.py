@@ -51,7 +51,7 @@ def test_the_sample_goes_from_video_to_a_masked_3dgs(tmp_path: Path, sample_vide
     result = train_short(layout, preset, iterations=200, downscale=3)
     assert result["masked"] and result["size"][0] < 100  # undistorted, then shrunk 3×
     start, final = (result["results"]["evaluations"][f"ours_{s}"] for s in (1, 200))
-    assert final["psnr"] > 21.0 and final["object_psnr"] > 16.0, final
+    assert final["psnr"] > 18.5 and final["object_psnr"] > 16.0, final
     assert final["object_psnr"] > start["object_psnr"] + 4.0, (start, final)
 
 

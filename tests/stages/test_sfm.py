@@ -291,19 +291,19 @@ def test_the_stage_scales_the_preset_focal_length_to_its_frames(sample_video: Pa
 
     from gausynth_engine import read_manifest
 
-    # The input is 320×240 with f = 439.6 px; preprocess cuts the 240×240 middle and shrinks it
-    # to 120×120, where f = 219.8 px.
-    sets = {**SFM_SETS, "preprocess.colmap_size": 120,
+    # The input is 320×240 with f = 439.6 px; preprocess keeps the aspect and shrinks it to
+    # 240×180, where f = 329.7 px.
+    sets = {**SFM_SETS, "preprocess.colmap_size": 240,
             "sfm.focal_length_px": 439.6, "sfm.fix_focal_length": True}
     status, run_layout, events = engine_run(small_overrides(sample_video, **sets), until="sfm")
     assert status == "done", [e.error for e in events if isinstance(e, StageFailed)]
     record = read_manifest(run_layout, "sfm")["record"]
-    assert record["focal_prior_px"] == pytest.approx(219.8)
-    assert record["focal_length_px"] == pytest.approx(219.8)
+    assert record["focal_prior_px"] == pytest.approx(329.7)
+    assert record["focal_length_px"] == pytest.approx(329.7)
     kept = [a["mapper"] for a in record["attempts"] if a["kept"]]
     assert [record["mapper_used"]] == kept and record["sift_device"] == "cpu"
     camera = next(iter(pycolmap.Reconstruction(run_layout.colmap_sparse).cameras.values()))
-    assert camera.focal_length_x == pytest.approx(219.8, rel=1e-3)
+    assert camera.focal_length_x == pytest.approx(329.7, rel=1e-3)
 
 
 def test_exif_focal_lengths_become_pixels(tmp_path: Path) -> None:

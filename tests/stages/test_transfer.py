@@ -258,10 +258,10 @@ def test_the_3d_route_plans_its_own_stages_and_a_new_prompt_keeps_sfm_and_the_or
     text = f'[run]\npipeline = "reimagine-3d"\ninput = "{video}"\n'
     plan = make_plan(parse_preset(text, "t", []), layout)
     actions = {s.stage.id: s.action for s in plan.steps}
-    assert {k for k, a in actions.items() if a == "off"} == {"propagate", "blend", "upscale"}
+    assert {k for k, a in actions.items() if a == "off"} == {"propagate", "blend", "upscale", "sync"}
     assert "3D route" in plan["propagate"].reason
-    assert plan["splat_reim"].inputs.keys() == {"sfm", "transfer"}
-    assert plan["splat_orig"].inputs.keys() == {"sfm"}
+    assert plan["splat_reim"].inputs.keys() == {"sfm", "mask", "transfer"}
+    assert plan["splat_orig"].inputs.keys() == {"sfm", "mask"}
     for step in plan.steps:  # as if everything ran
         if step.action == "run":
             write_json_atomic(layout.manifest(step.stage.id), {
@@ -278,7 +278,7 @@ def test_every_route_runs_its_stages_after_their_inputs():
     from gausynth_engine._preset import parse_preset
     from gausynth_engine.stages import BY_ID, STAGES
 
-    for route in ("reimagine", "reimagine-3d", "original"):
+    for route in ("reimagine", "reimagine-3d", "reimagine-sync", "original"):
         preset = parse_preset(f'[run]\npipeline = "{route}"\n', "t", [])
         seen: set[str] = set()
         for stage in STAGES:
