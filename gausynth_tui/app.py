@@ -31,7 +31,6 @@ from .store import RunStore
 
 POLL_INTERVAL = 0.25  # seconds between journal polls: at most 4 redraws a second per change
 SCAN_INTERVAL = 2.0  # seconds between looks for new run folders under the outputs root
-DEFAULT_ROOT = "demo_outputs_dir"
 
 
 class GauSynthApp(App[int]):
