@@ -26,10 +26,11 @@ VIDEO = "reim3d"
 
 @dataclass(frozen=True)
 class Params:
-    method: str = param("bake", "How the key views reach every camera: bake (fit the original "
-                        "Gaussians' colours to the keys, render; measured best), reproject (warp "
-                        "each key through the original's rendered depth, occlusion-tested), hybrid "
-                        "(reproject; the bake fills what no key sees).",
+    method: str = param("reproject", "How the key views reach every camera: reproject (warp "
+                        "each key through the original's rendered depth, occlusion-tested; best at "
+                        "the held-out cameras on the H200, plush-dog and the sample), bake (fit "
+                        "the original Gaussians' colours to the keys, render), hybrid (reproject; "
+                        "the bake fills what no key sees).",
                         choices=("bake", "reproject", "hybrid"))
     depth_tolerance: float = param(0.03, "Reproject: relative depth difference at which a key "
                                    "camera no longer sees the same surface point.", min=0.001, max=0.5)
