@@ -116,8 +116,9 @@ def _intersect(origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.nd
     return t_best, np.isfinite(t_best), normal
 
 
-def render_view(K: np.ndarray, w2c: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Gives the RGB uint8 [H, W, 3] image of the object seen by one camera."""
+def pixel_rays(K: np.ndarray, w2c: np.ndarray, width: int, height: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Gives (origins [H·W, 3], unit directions [H·W, 3]) in world space of every pixel centre."""
     R, tvec = w2c[:3, :3], w2c[:3, 3]
     eye = -R.T @ tvec
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -125,7 +126,12 @@ def render_view(K: np.ndarray, w2c: np.ndarray, width: int, height: int) -> np.n
                     np.ones_like(xs)], -1).reshape(-1, 3)
     dirs = pix @ R  # camera → world (R is orthonormal)
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    origins = np.broadcast_to(eye, dirs.shape)
+    return np.broadcast_to(eye, dirs.shape), dirs
+
+
+def render_view(K: np.ndarray, w2c: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Gives the RGB uint8 [H, W, 3] image of the object seen by one camera."""
+    origins, dirs = pixel_rays(K, w2c, width, height)
     t, hit, normal = _intersect(origins, dirs)
     image = np.full((len(dirs), 3), 0.96)  # a plain light backdrop
     points = origins[hit] + t[hit, None] * dirs[hit]

@@ -89,18 +89,18 @@ def loaded_pipeline(src: PipelineSources, device: str, low_vram: bool) -> Iterat
         yield pipe
     finally:
         release(pipe)
-        del pipe
-        gc.collect()
-        import torch
-
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.empty_cache()
 
 
 def release(pipe: Any) -> None:
-    """Drops the offload hooks and every model a pipeline holds, so memory can be reclaimed."""
+    """Drops the offload hooks and every model a pipeline holds, then reclaims their host and
+    GPU memory (the emptied pipeline object may live on)."""
+    import torch
+
     pipe.maybe_free_model_hooks()
     if hasattr(pipe, "remove_all_hooks"):
         pipe.remove_all_hooks()
     for name in list(pipe.components):
         setattr(pipe, name, None)
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

@@ -55,22 +55,32 @@ class Scene:
     def look_at(self) -> np.ndarray:
         """Gives [3]: the point nearest to every camera's optical axis (least squares), where a
         turn-around's object sits; the cameras' mean centre when the axes are near parallel."""
-        centres = np.stack([-v[:3, :3].T @ v[:3, 3] for v in self.viewmats])
-        dirs = self.viewmats[:, 2, :3]
-        a = np.zeros((3, 3))
-        b = np.zeros(3)
-        for c, d in zip(centres, dirs, strict=True):
-            m = np.eye(3) - np.outer(d, d)
-            a += m
-            b += m @ c
+        a, b = optical_axes_system(self.viewmats)
         if np.linalg.cond(a) > 1e6:
-            return centres.mean(0)
+            return camera_centres(self.viewmats).mean(0)
         return np.linalg.solve(a, b)
 
     def scene_scale(self) -> float:
         """Gives 1.1 × the largest camera distance from the cameras' mean centre (as gsplat)."""
-        centres = np.stack([-v[:3, :3].T @ v[:3, 3] for v in self.viewmats])
+        centres = camera_centres(self.viewmats)
         return 1.1 * float(np.linalg.norm(centres - centres.mean(0), axis=1).max() or 1.0)
+
+
+def camera_centres(viewmats: np.ndarray) -> np.ndarray:
+    """Gives the camera centres [V, 3] of world→camera matrices [V, 4, 4]."""
+    R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]
+    return -np.einsum("vji,vj->vi", R, t)
+
+
+def optical_axes_system(viewmats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gives (A [3, 3], b [3]): the normal equations A x = b of the point nearest, in least
+    squares, to every camera's optical axis (world→camera matrices [V, 4, 4])."""
+    a, b = np.zeros((3, 3)), np.zeros(3)
+    for c, d in zip(camera_centres(viewmats), viewmats[:, 2, :3], strict=True):
+        m = np.eye(3) - np.outer(d, d)  # projects onto the plane across the axis
+        a += m
+        b += m @ c
+    return a, b
 
 
 def composite(image: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:

@@ -293,8 +293,6 @@ def diffuse(ctx: StageContext, geom: Any, cams: Any, originals: Any, alpha: Any,
             seed: int) -> tuple[Any, int, int]:
     """Loads the models, runs the synchronised sampling, releases the models; gives
     (SyncResult, UNet calls, images they denoised)."""
-    import gc
-
     import torch
     from PIL import Image
 
@@ -345,10 +343,6 @@ def diffuse(ctx: StageContext, geom: Any, cams: Any, originals: Any, alpha: Any,
         return result, calls, evaluations
     finally:
         release(pipe)
-        del pipe
-        gc.collect()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.empty_cache()
 
 
 def write_frames(folder: Path, geom: Any, colours: Any, frames: FrameCameras, backend: str,

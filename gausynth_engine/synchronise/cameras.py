@@ -6,13 +6,9 @@ import math
 
 import numpy as np
 
+from ..splatting.dataset import camera_centres, optical_axes_system
+
 VIEW_CHOICES = ("turnaround", "frames")
-
-
-def camera_centres(viewmats: np.ndarray) -> np.ndarray:
-    """Gives the camera centres [V, 3] of world→camera matrices [V, 4, 4]."""
-    R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]
-    return -np.einsum("vji,vj->vi", R, t)
 
 
 def azimuths(viewmats: np.ndarray) -> np.ndarray:
@@ -22,14 +18,7 @@ def azimuths(viewmats: np.ndarray) -> np.ndarray:
     point nearest to all optical axes (least squares), which a turn-around looks at.
     """
     centres = camera_centres(viewmats)
-    forward = viewmats[:, 2, :3]  # the optical axis in world coordinates (row 3 of R)
-    A = np.zeros((3, 3))
-    b = np.zeros(3)
-    for c, f in zip(centres, forward, strict=True):
-        P = np.eye(3) - np.outer(f, f)
-        A += P
-        b += P @ c
-    target = np.linalg.lstsq(A, b, rcond=None)[0]
+    target = np.linalg.lstsq(*optical_axes_system(viewmats), rcond=None)[0]
     _, _, vt = np.linalg.svd(centres - centres.mean(0))
     normal = vt[2]
     u = centres[0] - target

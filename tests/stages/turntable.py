@@ -10,20 +10,13 @@ import numpy as np
 
 from gausynth_engine._layout import RunLayout
 from gausynth_engine._media import read_image, write_image
-from gausynth_engine._sample import _intersect
+from gausynth_engine._sample import _intersect, pixel_rays
 from gausynth_engine.splatting.synthetic import make_true_scene, run_with_true_sfm, true_cameras
 
 
 def silhouette(K: np.ndarray, w2c: np.ndarray, width: int, height: int) -> np.ndarray:
     """Gives bool [H, W]: the pixels whose ray hits the object (sphere on a box)."""
-    R, t = w2c[:3, :3], w2c[:3, 3]
-    eye = -R.T @ t
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    pix = np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0], (ys + 0.5 - K[1, 2]) / K[1, 1],
-                    np.ones_like(xs)], -1).reshape(-1, 3)
-    dirs = pix @ R
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    _, hit, _ = _intersect(np.broadcast_to(eye, dirs.shape), dirs)
+    _, hit, _ = _intersect(*pixel_rays(K, w2c, width, height))
     return hit.reshape(height, width)
 
 
