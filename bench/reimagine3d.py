@@ -6,7 +6,8 @@ truth for every other view is g(true frame). Scored inside the object (true mask
 generated sample; the original 3DGS's silhouette for real sets), everything over white:
 
 - (a) the frames handed to the final 3DGS, on the non-key views;
-- (b) the final 3DGS (fixed small iteration count) at held-out test cameras;
+- (b) the final 3DGS (fixed small iteration count) at held-out test cameras, grown from the
+  SfM points (`test`) and fine-tuned from the original 3DGS (`test_o`, splat.reim_init);
 - fit: that 3DGS's train-view PSNR against the frames it was given (consistency: no truth).
 
 Methods, same frames and keys: 3D `reproject`, `bake`, `hybrid` (transfer3d), 2D `propagate`
@@ -47,6 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 METHODS_3D = ("reproject", "bake", "hybrid")
 METHODS_2D = ("propagate", "forward", "no-flow", "nearest")
+# Where the final 3DGS starts (splat.reim_init): its scores' key suffix.
+INIT_SUFFIX = {"points": "", "original": "_o"}
 
 
 # --- the stand-in filters -----------------------------------------------------------------------
@@ -216,8 +219,10 @@ def prepare_real_runs(root: Path, names: list[str], colmap_size: int) -> list[Pa
 
 # --- 3DGS on a set --------------------------------------------------------------------------------
 def fit(data: SetData, images: np.ndarray, train_ids: list[int], iterations: int, device: str,
-        refine: bool = False) -> torch.nn.Module | object:
-    """Gives a Trainer fitted `iterations` steps to `images` [V, H, W, 3] on the train views."""
+        refine: bool = False, init: dict[str, torch.Tensor] | None = None) -> torch.nn.Module | object:
+    """Gives a Trainer fitted `iterations` steps to `images` [V, H, W, 3] on the train views,
+    grown from the SfM points, or fine-tuned from the raw Gaussians `init` (the product's
+    `splat.reim_init = original`: every SH band at once, no opacity reset, slower means)."""
     from gausynth_engine.splatting.dataset import Scene
     from gausynth_engine.splatting.train import TrainConfig, Trainer
 
@@ -226,7 +231,8 @@ def fit(data: SetData, images: np.ndarray, train_ids: list[int], iterations: int
     config = TrainConfig(iterations=iterations, test_every=0, sh_degree=0,
                          refine_start=100 if refine else 10**9, refine_every=100,
                          refine_stop=max(200, iterations // 2), reset_every=10**9)
-    trainer = Trainer(scene, config, device)
+    start = None if init is None else {k: v.detach().cpu().numpy() for k, v in init.items()}
+    trainer = Trainer(scene, config, device, start)
     trainer.train_ids = list(train_ids)
     torch.manual_seed(0)
     while trainer.step_done < iterations:
@@ -328,23 +334,29 @@ def evaluate(data: SetData, grid: int, filt: str, args: argparse.Namespace, geom
         given = np.stack([over_white(frames[i], alpha[i]) for i in range(count)])
         row = {"set": data.name, "filter": filt, "N": grid, "method": m, "frames_psnr": a_psnr,
                "frames_ssim": a_ssim, "seconds": seconds}
-        if args.iterations > 0:
-            trainer = fit(data, given, train_ids, args.iterations, args.device)
+        said = ""
+        for init in args.final_init if args.iterations > 0 else ():
+            suffix = INIT_SUFFIX[init]
+            trainer = fit(data, given, train_ids, args.iterations, args.device,
+                          init=geometry_params if init == "original" else None)
             test = renders(trainer, test_ids)
-            row["test_psnr"], row["test_ssim"] = scores(test, truth, masks, test_ids)
+            row["test_psnr" + suffix], row["test_ssim" + suffix] = scores(test, truth, masks, test_ids)
             train = renders(trainer, train_ids)
-            row["fit_psnr"] = float(np.mean([masked_psnr(train[i], given[i], masks[i]) for i in train_ids]))
+            row["fit_psnr" + suffix] = float(np.mean([masked_psnr(train[i], given[i], masks[i])
+                                                      for i in train_ids]))
+            said += (f", test{suffix} {row['test_psnr' + suffix]:5.2f} dB, "
+                     f"fit{suffix} {row['fit_psnr' + suffix]:5.2f} dB")
         rows.append(row)
-        print(f"  {data.name} {filt} N={grid} {m:<9} frames {a_psnr:5.2f} dB"
-              + (f", test {row['test_psnr']:5.2f} dB, fit {row['fit_psnr']:5.2f} dB"
-                 if "test_psnr" in row else "") + f", {seconds:.1f} s", file=sys.stderr)
+        print(f"  {data.name} {filt} N={grid} {m:<9} frames {a_psnr:5.2f} dB{said}, {seconds:.1f} s",
+              file=sys.stderr)
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    has_test = any("test_psnr" in r for r in rows)
+    inits = [(i, s) for i, s in INIT_SUFFIX.items() if any("test_psnr" + s in r for r in rows)]
     head = (f"{'set':<17} {'filter':<13} {'N':>1} {'method':<9} | {'frames dB':>9} {'SSIM':>6}"
-            + (f" | {'test dB':>7} {'SSIM':>6} | {'fit dB':>6}" if has_test else "") + f" | {'s':>6} {'×2D':>5}")
+            + "".join(f" | {'test' + s + ' dB':>9} {'SSIM':>6} {'fit dB':>6}" for _, s in inits)
+            + f" | {'s':>6} {'×2D':>5}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -353,20 +365,21 @@ def print_table(rows: list[dict]) -> None:
         ratio = f"{r['seconds'] / ref:5.2f}" if ref else "    -"
         line = (f"{r['set']:<17} {r['filter']:<13} {r['N']:>1} {r['method']:<9} | "
                 f"{r['frames_psnr']:>9.2f} {r['frames_ssim']:>6.3f}")
-        if has_test:
-            line += (f" | {r.get('test_psnr', float('nan')):>7.2f} {r.get('test_ssim', float('nan')):>6.3f}"
-                     f" | {r.get('fit_psnr', float('nan')):>6.2f}")
+        nan = float("nan")
+        for _, s in inits:
+            line += (f" | {r.get('test_psnr' + s, nan):>9.2f} {r.get('test_ssim' + s, nan):>6.3f}"
+                     f" {r.get('fit_psnr' + s, nan):>6.2f}")
         print(line + f" | {r['seconds']:>6.1f} {ratio}")
     groups = {(r["set"], r["filter"], r["N"]) for r in rows}
-    key = "test_psnr" if has_test else "frames_psnr"
-    for grp in sorted(groups):
-        mine = [r for r in rows if (r["set"], r["filter"], r["N"]) == grp]
-        best = max(mine, key=lambda r: r[key])
-        best2d = max((r for r in mine if r["method"] in METHODS_2D), key=lambda r: r[key], default=None)
-        best3d = max((r for r in mine if r["method"] in METHODS_3D), key=lambda r: r[key], default=None)
-        if best2d and best3d:
-            print(f"{grp[0]} {grp[1]} N={grp[2]}: best {best['method']}; 3D − best 2D on {key}: "
-                  f"{best3d[key] - best2d[key]:+.2f} dB")
+    for key in ["test_psnr" + s for _, s in inits] or ["frames_psnr"]:
+        for grp in sorted(groups):
+            mine = [r for r in rows if (r["set"], r["filter"], r["N"]) == grp]
+            best = max(mine, key=lambda r: r[key])
+            best2d = max((r for r in mine if r["method"] in METHODS_2D), key=lambda r: r[key], default=None)
+            best3d = max((r for r in mine if r["method"] in METHODS_3D), key=lambda r: r[key], default=None)
+            if best2d and best3d:
+                print(f"{grp[0]} {grp[1]} N={grp[2]}: best {best['method']}; 3D − best 2D on {key}: "
+                      f"{best3d[key] - best2d[key]:+.2f} dB")
 
 
 def main() -> None:
@@ -381,6 +394,8 @@ def main() -> None:
     parser.add_argument("--orig-iterations", type=int, default=1500, help="original 3DGS steps")
     parser.add_argument("--iterations", type=int, default=600,
                         help="final 3DGS steps per method (0: score the frames only)")
+    parser.add_argument("--final-init", nargs="+", default=list(INIT_SUFFIX), choices=list(INIT_SUFFIX),
+                        help="where the final 3DGS starts: the SfM points, the original 3DGS, or both")
     parser.add_argument("--bake-steps", type=int, default=200)
     parser.add_argument("--test-every", type=int, default=3, help="hold out every n-th non-key view")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -29,7 +29,7 @@ from gausynth_engine.splatting.dataset import load_scene
 from gausynth_engine.splatting.metrics import psnr, splat_loss
 from gausynth_engine.splatting.model import init_params, make_optimizers, means_lr
 from gausynth_engine.splatting.synthetic import make_true_scene
-from gausynth_engine.splatting.train import TrainConfig, make_strategy, train
+from gausynth_engine.splatting.train import TrainConfig, make_strategy, schedule, train
 
 
 def bare_gsplat(scene, config: TrainConfig) -> dict:
@@ -46,7 +46,7 @@ def bare_gsplat(scene, config: TrainConfig) -> dict:
     w, h = scene.size
     params = init_params(scene.points, scene.colors, 0, scale, device=dev)
     optimizers = make_optimizers(params, scale)
-    strategy = make_strategy(config)
+    strategy = make_strategy(config, schedule(config))
     state = strategy.initialize_state(scene_scale=scale)
     views = torch.Generator().manual_seed(config.seed)
     torch.cuda.synchronize()

@@ -15,7 +15,11 @@ Every figure is computed here from the 8-bit test renders, the same way for all 
 LPIPS: only with local weights (none on these machines), said so.
 
     python bench/splat_quality.py --data .data [--sets plush-dog,kermit,apple-video]
-                                   [--iterations 10000] [--out $OUT]
+                                   [--iterations 10000] [--out $OUT] [--variants all]
+
+`--variants` also trains our trainer with single options changed (exposure compensation, absgrad,
+antialiased, a longer densification, MCMC) on the same masked views, in parallel processes after
+the timed runs (their times are shared-GPU times, labelled so), to decide defaults by measurement.
 """
 
 from __future__ import annotations
@@ -37,11 +41,22 @@ sys.path.insert(0, str(REPO / "bench"))
 SETS = {"plush-dog": "plush-dog/images", "kermit": "kermit/images", "apple-video": "apple-video/apple.mp4"}
 
 
+COLMAP_SIZE: list[str] = []  # e.g. ["preprocess.colmap_size=740"] (--colmap-size)
+ROWS_SO_FAR: list[Path] = []  # rows.jsonl: every row as soon as it is measured (a cut run keeps them)
+
+
+def said(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+    for path in ROWS_SO_FAR:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
 def run_ours(source: Path, root: Path, name: str, iterations: int, extra: list[str]) -> dict:
     """Runs the original-only preset through the CLI; gives its splat_orig manifest + wall time."""
     sets = [f"run.input={source}", f"run.outputs_root={root}", f"run.directory={name}",
             "preprocess.num_frames=0", f"splat.iterations={iterations}",
-            f"splat.eval_at=[{iterations}]", *extra]
+            f"splat.eval_at=[{iterations}]", *COLMAP_SIZE, *extra]
     argv = [sys.executable, "-m", "gausynth_engine", "run", "original-only"]
     for s in sets:
         argv += ["--set", s]
@@ -122,7 +137,7 @@ def bench_set(name: str, source: Path, root: Path, iterations: int, masks: tuple
                      "train_s": rec.get("train_seconds"), "its": rec["its"], "size": rec["size"],
                      "views": rec["views"], "run_wall_s": round(ours["wall_s"], 1),
                      "peak_vram_gb": peak_vram(layout)})
-        print(json.dumps(rows[-1]), flush=True)
+        said(rows[-1])
     layout = root / name
     sfm = json.loads((layout / ".gausynth" / "manifests" / "sfm.json").read_text())["record"]
     mask = json.loads((layout / ".gausynth" / "manifests" / "mask.json").read_text())["record"]
@@ -136,7 +151,59 @@ def bench_set(name: str, source: Path, root: Path, iterations: int, masks: tuple
         rows.append({"set": name, "who": "plain", "masks": masked, **s, "gaussians": result["gaussians"],
                      "train_s": round(result["train_s"], 1), "its": round(iterations / result["train_s"], 1),
                      "peak_vram_gb": round(result["peak_vram"] / 2**30, 2)})
-        print(json.dumps(rows[-1]), flush=True)
+        said(rows[-1])
+    return rows
+
+
+# Our trainer with one option changed from the preset's defaults (TrainConfig fields).
+VARIANTS = {"exposure": {"exposure": True}, "absgrad": {"absgrad": True},
+            "antialiased": {"antialiased": True}, "densify-80%": {"refine_stop_share": 0.8},
+            "exposure+absgrad": {"exposure": True, "absgrad": True},
+            "mcmc-300k": {"strategy": "mcmc", "max_gaussians": 300_000}}
+
+
+def variant_worker(layout: Path, name: str, iterations: int, out: Path) -> None:
+    """Trains one variant (in its own process) on the masked views; writes its test renders and
+    a summary under `out`."""
+    import dataclasses
+
+    from gausynth_engine._preset import load_preset
+    from gausynth_engine.splatting.dataset import load_scene
+    from gausynth_engine.splatting.train import train
+    from gausynth_engine.stages.splat import train_config
+
+    preset = load_preset(layout / ".gausynth" / "preset.toml")
+    changes = dict(VARIANTS[name])
+    share = changes.pop("refine_stop_share", None)
+    if share:
+        changes["refine_stop"] = int(share * iterations)
+    config = dataclasses.replace(train_config(preset.splat, iterations), eval_at=(iterations,),
+                                 checkpoint_every=10**9, **changes)
+    load_views(layout, "masked")
+    scene = load_scene(layout / "colmap" / "sparse" / "0", layout / ".bench" / "masked", config.background)
+    import torch
+
+    result = train(scene, config, out, device="cuda" if torch.cuda.is_available() else "cpu")
+    (out / "summary.json").write_text(json.dumps({"gaussians": result.num_gaussians,
+                                                  "train_s": result.train_seconds}))
+
+
+def bench_variants(name: str, layout: Path, iterations: int, names: list[str], out: Path) -> list[dict]:
+    """Runs the variants in parallel processes; gives their rows (scored like the others)."""
+    procs = {v: subprocess.Popen([sys.executable, __file__, "--variant-worker", str(layout), v,
+                                  str(iterations), str(out / name / v)], cwd=REPO)
+             for v in names}
+    rows = []
+    for v, proc in procs.items():
+        if proc.wait() != 0:
+            print(f"{name}: variant {v} failed ({proc.returncode})", flush=True)
+            continue
+        summary = json.loads((out / name / v / "summary.json").read_text())
+        s = scores(our_renders(out / name / v, iterations), layout, True)
+        rows.append({"set": name, "who": f"ours {v}", "masks": True, **s, "gaussians": summary["gaussians"],
+                     "train_s": round(summary["train_s"], 1), "its": round(iterations / summary["train_s"], 1),
+                     "peak_vram_gb": None, "shared_gpu": True})
+        said(rows[-1])
     return rows
 
 
@@ -160,27 +227,45 @@ def main() -> int:
     parser.add_argument("--root", default="/tmp/gausynth-quality")
     parser.add_argument("--masks", choices=("both", "on", "off"), default="both",
                         help="train with masks, without, or both (default)")
+    parser.add_argument("--colmap-size", type=int, default=0,
+                        help="frames' long side for SfM and 3DGS (default: the preset's)")
+    parser.add_argument("--variants", default="", help=f"'all' or some of {','.join(VARIANTS)}")
+    parser.add_argument("--variant-worker", nargs=4, metavar=("LAYOUT", "NAME", "ITERATIONS", "OUT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.variant_worker:
+        layout, name, iterations, folder = args.variant_worker
+        variant_worker(Path(layout), name, int(iterations), Path(folder))
+        return 0
+    if args.colmap_size:
+        COLMAP_SIZE.append(f"preprocess.colmap_size={args.colmap_size}")
+    variants = list(VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    ROWS_SO_FAR.append(out / "rows.jsonl")
     rows = []
     for name in args.sets.split(","):
         masks = {"both": (True, False), "on": (True,), "off": (False,)}[args.masks]
         rows += bench_set(name, Path(args.data) / SETS[name], Path(args.root), args.iterations, masks)
         (out / "splat_quality.json").write_text(json.dumps(rows, indent=1))
+        if variants:
+            rows += bench_variants(name, Path(args.root) / name, args.iterations, variants,
+                                   Path(args.root) / "variants")
+            (out / "splat_quality.json").write_text(json.dumps(rows, indent=1))
     print("\nLPIPS: not computed (no LPIPS weights on this machine)")
-    print(f"{'set':<12} {'who':<6} {'masks':<5} {'frame PSNR':>10} {'SSIM':>6} {'object PSNR':>11} "
+    print(f"{'set':<12} {'who':<22} {'masks':<5} {'frame PSNR':>10} {'SSIM':>6} {'object PSNR':>11} "
           f"{'#Gauss':>8} {'train s':>8} {'it/s':>6} {'VRAM GB':>7}")
     for r in rows:
-        print(f"{r['set']:<12} {r['who']:<6} {str(r['masks']):<5} {r['frame_psnr']:>10.2f} "
+        print(f"{r['set']:<12} {r['who']:<22} {str(r['masks']):<5} {r['frame_psnr']:>10.2f} "
               f"{r['frame_ssim']:>6.3f} {r['object_psnr']:>11.2f} {r['gaussians']:>8} "
               f"{r['train_s'] or 0:>8.1f} {r['its']:>6.1f} {r['peak_vram_gb'] or 0:>7.2f}")
+    print("(rows 'ours <variant>' trained side by side on one GPU: their times are not comparable)")
     print("\nratios ours / plain (same set, same masks): frame PSNR difference in dB, time ratio")
     for r in rows:
-        if r["who"] != "ours":
+        if not r["who"].startswith("ours"):
             continue
         p = next(x for x in rows if x["who"] == "plain" and x["set"] == r["set"] and x["masks"] == r["masks"])
-        print(f"{r['set']:<12} masks={r['masks']!s:<5} ΔPSNR {r['frame_psnr'] - p['frame_psnr']:+.2f} dB, "
+        print(f"{r['set']:<12} {r['who']:<22} masks={r['masks']!s:<5} ΔPSNR {r['frame_psnr'] - p['frame_psnr']:+.2f} dB, "
               f"Δobject {r['object_psnr'] - p['object_psnr']:+.2f} dB, time ×{(r['train_s'] or 0) / p['train_s']:.2f}")
     return 0
 

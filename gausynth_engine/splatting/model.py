@@ -60,6 +60,22 @@ def init_params(points: np.ndarray, colors: np.ndarray, sh_degree: int, scene_sc
     return {name: torch.nn.Parameter(t.contiguous()) for name, t in params.items()}
 
 
+def params_from_model(model: dict[str, np.ndarray], sh_degree: int, device: str = "cpu"
+                      ) -> dict[str, torch.nn.Parameter]:
+    """Gives trainable copies of a trained model's raw Gaussians (as `read_ply` gives them:
+    means [N, 3], scales [N, 3] log, quats [N, 4], opacities [N] logit, sh0 [N, 1, 3], shN
+    [N, K-1, 3]) with the SH bands cut or zero-padded to `sh_degree`."""
+    k = (sh_degree + 1) ** 2 - 1
+    out = {name: torch.as_tensor(np.ascontiguousarray(model[name]), dtype=torch.float32).to(device)
+           for name in ("means", "scales", "quats", "opacities", "sh0")}
+    if k > 0:
+        have = torch.as_tensor(np.ascontiguousarray(model["shN"]), dtype=torch.float32).to(device) \
+            if "shN" in model else torch.zeros(len(out["means"]), 0, 3, device=device)
+        pad = torch.zeros(len(have), max(0, k - have.shape[1]), 3, device=device)
+        out["shN"] = torch.cat([have[:, :k], pad], 1)
+    return {name: torch.nn.Parameter(t.contiguous()) for name, t in out.items()}
+
+
 def make_optimizers(params: dict[str, torch.nn.Parameter], scene_scale: float
                     ) -> dict[str, torch.optim.Optimizer]:
     """Gives one Adam per parameter (the strategies need them apart), eps 1e-15 as gsplat."""

@@ -29,7 +29,7 @@ import torch
 from . import checkpoint
 from .dataset import BACKGROUNDS, Scene
 from .metrics import psnr, splat_loss, ssim
-from .model import init_params, make_optimizers, means_lr
+from .model import init_params, make_optimizers, means_lr, params_from_model
 from .ply import write_ply
 from .rasterize import pick_backend, render
 
@@ -64,13 +64,20 @@ class TrainConfig:
     antialiased: bool = False  # gsplat's antialiased rasterization (Mip-Splatting's 2-D filter)
     absgrad: bool = False  # densify on absolute 2-D gradients (AbsGS), with its own threshold
     opacity_reset: bool = True  # the 3DGS recipe's opacity resets while densifying
+    exposure: bool = False  # learn a colour affine per train image (exposure, white balance)
+    exposure_lr: float = 5e-3  # Adam step of those affines: ~0.3 % per visit of a view
     # Densification schedule; 0 = scaled to the run (see `schedule`).
     refine_start: int = 0
     refine_every: int = 0
     refine_stop: int = 0
+    densify_until: float = 0.5  # share of the run that densifies (refine_stop = 0)
     reset_every: int = 0
     grow_grad2d: float = 0.0  # densify Gaussians whose mean 2-D gradient exceeds this; 0 = default
     sh_every: int = 0  # one more SH band every this many steps; 0 = scaled to the run
+    # Starting from a trained model (`Trainer(init=…)`): densify or not, and the means' learning
+    # rate as a share of the recipe's (a fine-tune moves the Gaussians less).
+    init_refine: bool = False
+    init_means_lr: float = 0.1
     report_every: float = 1.0  # seconds between metric events
 
     @property
@@ -121,13 +128,28 @@ class Schedule:
     grow_grad2d: float
 
 
-def schedule(config: TrainConfig) -> Schedule:
+def schedule(config: TrainConfig, fine_tune: bool = False) -> Schedule:
     """Gives the training's schedule: the 3DGS recipe's (densify from 500 to 15k every 100,
     opacity reset every 3k, one SH band per 1k) for runs of 30k steps, compressed for shorter
-    runs so that a short training still grows and settles: densification ends by half the run,
-    starts by its 5 %, and resets come at 30 % of the run at most. Fields set in the config win."""
+    runs so that a short training still grows and settles: densification ends at
+    `densify_until` of the run (half by default), starts by its 5 %, and opacity resets come
+    every 30 % of the run at most, in its first half only (a late reset leaves too little time
+    to regrow). Fields set in the config win.
+
+    A fine-tune of a trained model (`fine_tune`) has every SH band from the first step, no
+    opacity reset (it would erase the geometry it starts from) and densifies only when
+    `config.init_refine` asks."""
     t = config.iterations
-    stop = config.refine_stop or min(15_000, t // 2)
+    if fine_tune:
+        never = 10 * t + 10
+        grad = config.grow_grad2d or (0.0008 if config.absgrad else 0.0002)
+        if not config.init_refine:
+            return Schedule(never, never + 1, never, never, 1, grad)
+        stop = config.refine_stop or min(15_000, int(config.densify_until * t))
+        start = config.refine_start or min(500, max(10, t // 20))
+        every = config.refine_every or min(100, max(10, t // 100))
+        return Schedule(start, stop, every, never, 1, grad)
+    stop = config.refine_stop or min(15_000, int(config.densify_until * t))
     start = config.refine_start or min(500, max(10, t // 20))
     every = config.refine_every or min(100, max(10, t // 100))
     reset = config.reset_every or min(3000, max(100, (3 * t) // 10))
@@ -136,11 +158,10 @@ def schedule(config: TrainConfig) -> Schedule:
     return Schedule(start, stop, every, reset, sh_every, grad)
 
 
-def make_strategy(config: TrainConfig) -> Any:
-    """Gives the gsplat densification strategy the config asks for."""
+def make_strategy(config: TrainConfig, s: Schedule) -> Any:
+    """Gives the gsplat densification strategy the config asks for, on schedule `s`."""
     from gsplat.strategy import DefaultStrategy, MCMCStrategy
 
-    s = schedule(config)
     if config.strategy == "mcmc":
         return MCMCStrategy(cap_max=config.max_gaussians, refine_start_iter=s.refine_start,
                             refine_stop_iter=s.refine_stop, refine_every=s.refine_every)
@@ -152,9 +173,13 @@ def make_strategy(config: TrainConfig) -> Any:
 
 
 class Trainer:
-    """Holds one training's tensors; `step()` is one optimisation step on one train view."""
+    """Holds one training's tensors; `step()` is one optimisation step on one train view.
 
-    def __init__(self, scene: Scene, config: TrainConfig, device: str) -> None:
+    `init`: a trained model's raw Gaussians to start from (see `params_from_model`) instead of
+    the scene's SfM points — a fine-tune on new pictures of the same geometry."""
+
+    def __init__(self, scene: Scene, config: TrainConfig, device: str,
+                 init: dict[str, np.ndarray] | None = None) -> None:
         self.scene, self.config, self.device = scene, config, device
         self.backend = config.backend or pick_backend(device)
         if config.strategy == "mcmc" and self.backend != "gsplat":
@@ -165,7 +190,8 @@ class Trainer:
                              "accepted without a GPU: both false")
         self.train_ids, self.test_ids = scene.split(config.test_every)
         self.width, self.height = scene.size
-        self.schedule = schedule(config)
+        self.fine_tune = init is not None
+        self.schedule = schedule(config, self.fine_tune)
         self.images = torch.from_numpy(scene.images).to(device)  # uint8 [V, H, W, 3]
         # uint8 [V, H, W, 1] object masks, bool [V, H, W, 1] valid pixels; None = all.
         self.alphas = None if scene.alphas is None else \
@@ -176,15 +202,23 @@ class Trainer:
         self.background = torch.tensor(BACKGROUNDS[config.background], device=device)
         self.scene_scale = scene.scene_scale()
         mcmc = config.strategy == "mcmc"
-        self.params = init_params(scene.points, scene.colors, config.sh_degree, self.scene_scale,
-                                  init_opacity=0.5 if mcmc else 0.1,
-                                  init_scale=0.1 if mcmc else 1.0, seed=config.seed, device=device,
-                                  centre=scene.look_at())
+        if init is not None:
+            self.params = params_from_model(init, config.sh_degree, device)
+        else:
+            self.params = init_params(scene.points, scene.colors, config.sh_degree, self.scene_scale,
+                                      init_opacity=0.5 if mcmc else 0.1,
+                                      init_scale=0.1 if mcmc else 1.0, seed=config.seed,
+                                      device=device, centre=scene.look_at())
         self.optimizers = make_optimizers(self.params, self.scene_scale)
-        self.strategy = make_strategy(config)
+        self.strategy = make_strategy(config, self.schedule)
         self.strategy.check_sanity(self.params, self.optimizers)
         self.state = self.strategy.initialize_state(scene_scale=self.scene_scale) if not mcmc \
             else self.strategy.initialize_state()
+        # Per-image exposure: the render's colours × (I + A_v) + b_v, A/b learnt per train view,
+        # float32 [V, 12] (9 matrix + 3 offset deltas); the model itself stays exposure-free
+        # and test views render with none.
+        self.exposure = torch.nn.Parameter(torch.zeros(len(scene.names), 12, device=device))
+        self.exposure_opt = torch.optim.Adam([self.exposure], lr=config.exposure_lr) if config.exposure else None
         self.views = torch.Generator().manual_seed(config.seed)  # which view each step trains on
         self.step_done = 0
         self.loss_ema: torch.Tensor | None = None
@@ -207,6 +241,20 @@ class Trainer:
                               antialiased=self.config.antialiased, absgrad=self.config.absgrad)
         return rgb, info
 
+    def render_exposed(self, view: int, sh_degree: int, background: torch.Tensor
+                       ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Gives (rgb [1, H, W, 3], info) of one view through its learnt exposure: the
+        premultiplied colour c·α becomes (I + A)·c·α + b·α, then the background fills 1 − α."""
+        c = self.config
+        rgb, alpha, info = render(self.params, self.viewmats[view:view + 1], self.Ks[view:view + 1],
+                                  self.width, self.height, sh_degree=sh_degree,
+                                  background=torch.zeros(3, device=self.device), backend=self.backend,
+                                  packed=c.packed, antialiased=c.antialiased, absgrad=c.absgrad)
+        d = self.exposure[view]
+        matrix = torch.eye(3, device=self.device) + d[:9].view(3, 3)
+        rgb = rgb @ matrix.T + d[9:] * alpha + background * (1.0 - alpha)
+        return rgb, info
+
     def target(self, view: int, background: torch.Tensor) -> torch.Tensor:
         """Gives the view's picture [1, H, W, 3] in [0, 1] over `background` through its mask."""
         rgb = self.images[view:view + 1].float() / 255.0
@@ -220,7 +268,7 @@ class Trainer:
         c = self.config
         step = self.step_done + 1
         view = self.train_ids[int(torch.randint(len(self.train_ids), (1,), generator=self.views))]
-        lr = means_lr(step, c.iterations, self.scene_scale)
+        lr = means_lr(step, c.iterations, self.scene_scale) * (c.init_means_lr if self.fine_tune else 1.0)
         for group in self.optimizers["means"].param_groups:
             group["lr"] = lr
         sched = self.schedule
@@ -228,16 +276,22 @@ class Trainer:
         if self.alphas is not None and c.random_background:
             background = torch.rand(3, device=self.device)
         target = self.target(view, background)
-        rgb, info = self.render(view, min(step // sched.sh_every, c.sh_degree), background)
+        degree = min(step // sched.sh_every, c.sh_degree)
+        if self.exposure_opt is None:
+            rgb, info = self.render(view, degree, background)
+        else:
+            rgb, info = self.render_exposed(view, degree, background)
         self.strategy.step_pre_backward(self.params, self.optimizers, self.state, step, info)
         if self.valid is not None:  # pixels with no picture: no loss (the render stands in)
             target = torch.where(self.valid[view:view + 1], target, rgb.detach())
         loss = splat_loss(rgb, target, c.ssim_lambda)
+        if self.exposure_opt is not None:  # keep the corrections small: the model holds colour
+            loss = loss + 0.1 * self.exposure[view].square().mean()
         if c.strategy == "mcmc":  # gsplat's MCMC regularisers
             loss = loss + 0.01 * torch.sigmoid(self.params["opacities"]).mean() \
                 + 0.01 * torch.exp(self.params["scales"]).mean()
         loss.backward()
-        for opt in self.optimizers.values():
+        for opt in (*self.optimizers.values(), *([self.exposure_opt] if self.exposure_opt else [])):
             opt.step()
             opt.zero_grad(set_to_none=True)
         if c.strategy == "mcmc":
@@ -246,7 +300,7 @@ class Trainer:
         else:
             self.strategy.step_post_backward(self.params, self.optimizers, self.state, step, info,
                                              packed=c.packed)
-            if c.opacity_reset and sched.refine_start < step < sched.refine_stop \
+            if c.opacity_reset and sched.refine_start < step < min(sched.refine_stop, c.iterations // 2 + 1) \
                     and step % sched.reset_every == 0:
                 from gsplat.strategy.ops import reset_opa
 
@@ -268,6 +322,8 @@ class Trainer:
                 "params": {k: v.detach().cpu() for k, v in self.params.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "strategy": {k: v.cpu() if torch.is_tensor(v) else v for k, v in self.state.items()},
+                "exposure": self.exposure.detach().cpu(),
+                "exposure_opt": None if self.exposure_opt is None else self.exposure_opt.state_dict(),
                 "views": self.views.get_state(), "rng": checkpoint.rng_state(),
                 "loss_ema": None if self.loss_ema is None else float(self.loss_ema),
                 "mse_ema": None if self.mse_ema is None else float(self.mse_ema),
@@ -280,6 +336,11 @@ class Trainer:
             opt.load_state_dict(data["optimizers"][k])
         self.state = {k: v.to(self.device) if torch.is_tensor(v) else v
                       for k, v in data["strategy"].items()}
+        with torch.no_grad():
+            if data.get("exposure") is not None:
+                self.exposure.copy_(data["exposure"].to(self.device))
+        if self.exposure_opt is not None and data.get("exposure_opt") is not None:
+            self.exposure_opt.load_state_dict(data["exposure_opt"])
         self.views.set_state(data["views"])
         checkpoint.set_rng_state(data["rng"])
         if data["loss_ema"] is not None:
@@ -290,13 +351,15 @@ class Trainer:
 
 
 def train(scene: Scene, config: TrainConfig, out_dir: Path, work_dir: Path | None = None,
-          report: Reporter | None = None, device: str = "cpu", key: str = "") -> TrainResult:
-    """Trains (or resumes) a 3DGS model of `scene`; gives what happened. See the module doc."""
+          report: Reporter | None = None, device: str = "cpu", key: str = "",
+          init: dict[str, np.ndarray] | None = None) -> TrainResult:
+    """Trains (or resumes) a 3DGS model of `scene`, from the SfM points or from the trained model
+    `init` (raw Gaussians); gives what happened. See the module doc."""
     report = report or SilentReporter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    trainer = Trainer(scene, config, device)
+    trainer = Trainer(scene, config, device, init)
     key = key or json.dumps(asdict(config), sort_keys=True)
     saved = checkpoint.load(work_dir, key) if work_dir is not None else None
     if saved is not None:
@@ -307,10 +370,13 @@ def train(scene: Scene, config: TrainConfig, out_dir: Path, work_dir: Path | Non
     sched = trainer.schedule
     masks = "masked views, a random background each step" if scene.alphas is not None and \
         config.random_background else "masked views" if scene.alphas is not None else "opaque views"
+    grow = (f"densify {sched.refine_start}–{sched.refine_stop} every {sched.refine_every}"
+            if sched.refine_start < config.iterations else "no densification")
+    start_from = "fine-tuning a trained model" if trainer.fine_tune else "from the SfM points"
     report.log(f"{len(trainer.train_ids)} train / {len(trainer.test_ids)} test views at "
-               f"{trainer.width}×{trainer.height} ({masks}), {trainer.num_gaussians} Gaussians, "
-               f"{config.strategy} strategy, {trainer.backend} rasterizer on {device}; densify "
-               f"{sched.refine_start}–{sched.refine_stop} every {sched.refine_every}"
+               f"{trainer.width}×{trainer.height} ({masks}), {trainer.num_gaussians} Gaussians "
+               f"{start_from}, {config.strategy} strategy, {trainer.backend} rasterizer on "
+               f"{device}; {grow}"
                f"{f', opacity reset every {sched.reset_every}' if config.opacity_reset else ''}, "
                f"SH degree {config.sh_degree}")
     try:

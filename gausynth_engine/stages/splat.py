@@ -15,11 +15,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
 from ._common import off_without_reimagine
+
+if TYPE_CHECKING:
+    from .._layout import RunLayout
 
 WORK_META = "training.json"
 
@@ -38,10 +41,22 @@ class Params:
                                     "background colour, so that no Gaussian learns the backdrop.")
     opacity_reset: bool = param(True, "Reset opacities during densification (the 3DGS recipe; "
                                 "every 3,000 steps, scaled for shorter runs) to clear floaters.")
+    densify_until: float = param(0.5, "Densification ends at this share of the run (at 15,000 steps at "
+                                 "most, the 3DGS recipe's stop).", min=0.05, max=1.0)
     antialiased: bool = param(False, "gsplat's antialiased rasterization (Mip-Splatting's 2-D "
                               "filter); CUDA only.")
+    exposure: bool = param(False, "Learn a colour correction per photo (exposure, white balance) so "
+                           "that the model does not bake one photo's exposure into the object; "
+                           "renders and test views use none.")
     absgrad: bool = param(False, "Densify on absolute 2-D gradients (AbsGS): finer detail, more "
                           "Gaussians; CUDA only.")
+    reim_init: str = param("auto", "Where the reimagined 3DGS starts: 'original' fine-tunes this run's "
+                           "original 3DGS (its geometry; no opacity resets), 'points' grows a new one "
+                           "from the SfM points, 'auto' = original in the 3D routes (their frames are "
+                           "rendered through it), points in the 2D route.",
+                           choices=("auto", "original", "points"))
+    reim_iterations: int = param(0, "Training iterations of the reimagined 3DGS; 0 = splat.iterations.",
+                                 min=0, max=30000)
     test_every: int = param(8, "Hold out every n-th image for testing; 0 = none.", min=0, max=100)
     strategy: str = param("default", "Densification: the paper's schedule, or MCMC with a cap.",
                           choices=("default", "mcmc"))
@@ -136,14 +151,51 @@ def video_fps(ctx: StageContext) -> float:
         return 24.0
 
 
-def train_config(p: Params) -> Any:
+def original_ply(layout: RunLayout, ctx_need: str = "this stage") -> Path:
+    """Gives the PLY of the finished original 3DGS (its last iteration), refusing one that is
+    missing or stale; `ctx_need` says who needs it, for the message."""
+    from .._plan import read_manifest
+
+    manifest = read_manifest(layout, "splat_orig")
+    if manifest is None:
+        raise StageError(f"splat_orig has not finished in this run: {ctx_need} needs the original 3DGS; "
+                         "run the stages from splat_orig")
+    folder = layout.root / manifest.get("record", {}).get("folder", "")
+    plys = sorted(folder.glob("point_cloud/iteration_*/point_cloud.ply"),
+                  key=lambda p: int(p.parent.name.split("_")[1]))
+    if not plys:
+        raise StageError(f"{folder}: the original 3DGS is missing (no point_cloud/iteration_*/"
+                         "point_cloud.ply); rerun from splat_orig")
+    sfm = (read_manifest(layout, "sfm") or {}).get("fingerprint")
+    if manifest.get("inputs", {}).get("sfm") != sfm:
+        raise StageError(f"{plys[-1]}: the original 3DGS is stale (trained on another SfM model than "
+                         "colmap/sparse/0); rerun from splat_orig")
+    return plys[-1]
+
+
+def starts_from_original(ctx: StageContext, variant: str) -> bool:
+    """Gives whether this training fine-tunes the run's original 3DGS (see `reim_init`)."""
+    from . import ROUTES_3D
+
+    if variant != "reim":
+        return False
+    choice = ctx.params.reim_init
+    return choice == "original" or (choice == "auto" and ctx.preset.run.pipeline in ROUTES_3D)
+
+
+def iterations_of(p: Params, variant: str) -> int:
+    return (p.reim_iterations or p.iterations) if variant == "reim" else p.iterations
+
+
+def train_config(p: Params, iterations: int) -> Any:
     from ..splatting.train import TrainConfig
 
-    return TrainConfig(iterations=p.iterations, eval_at=tuple(p.eval_at), sh_degree=p.sh_degree,
+    return TrainConfig(iterations=iterations, eval_at=tuple(p.eval_at), sh_degree=p.sh_degree,
                        background=p.background, test_every=p.test_every, strategy=p.strategy,
                        max_gaussians=p.max_gaussians, checkpoint_every=p.checkpoint_every,
                        packed=p.packed, random_background=p.random_background,
-                       opacity_reset=p.opacity_reset, antialiased=p.antialiased, absgrad=p.absgrad)
+                       opacity_reset=p.opacity_reset, antialiased=p.antialiased, absgrad=p.absgrad,
+                       exposure=p.exposure, densify_until=p.densify_until)
 
 
 def run_variant(ctx: StageContext, variant: str) -> None:
@@ -186,14 +238,24 @@ def run_variant(ctx: StageContext, variant: str) -> None:
     if ctx.device != "cuda" and width * height > 256 * 256:
         ctx.log(f"training at {width}×{height} px on the CPU rasterizer will be very slow; "
                 "raise splat.downscale or use a GPU", "warning")
+    init = None
+    if starts_from_original(ctx, variant):
+        from ..splatting.ply import read_ply
+
+        ply = original_ply(ctx.layout, "splat.reim_init = original")
+        init = read_ply(ply)
+        ctx.log(f"starting from the original 3DGS ({len(init['means'])} Gaussians, "
+                f"{ply.relative_to(ctx.layout.root)})")
+    iterations = iterations_of(p, variant)
     try:
-        result = train(scene, train_config(p), work / "output", work, ctx, ctx.device, key)
+        result = train(scene, train_config(p, iterations), work / "output", work, ctx, ctx.device,
+                       key, init)
     except OutOfMemory as e:
         raise StageError(str(e)) from None
-    dest = ctx.out.gs_run(variant, p.iterations, meta["stamp"])
+    dest = ctx.out.gs_run(variant, iterations, meta["stamp"])
     dest.parent.mkdir(parents=True, exist_ok=True)
     (work / "output").replace(dest)
-    renders = list_images(dest / f"renders_{p.iterations}")
+    renders = list_images(dest / f"renders_{iterations}")
     video = ctx.out.video(f"gs_{variant}")
     write_video(video, (read_image(r) for r in renders), fps=video_fps(ctx))
     ctx.artifact(video, "video")
@@ -206,6 +268,7 @@ def run_variant(ctx: StageContext, variant: str) -> None:
                views=len(scene.names), size=[width, height], num_gaussians=result.num_gaussians,
                resumed_from=result.start_step, psnr=last.get("psnr"), ssim=last.get("ssim"),
                object_psnr=last.get("object_psnr"), masked=scene.alphas is not None,
+               started_from="original 3DGS" if init is not None else "SfM points",
                its=round(result.its, 3), train_seconds=round(result.train_seconds, 2))
     shutil.rmtree(work, ignore_errors=True)
 
@@ -239,11 +302,11 @@ STAGE_REIM = Stage(
     id="splat_reim",
     title="3DGS (reimagined)",
     section="splat",
-    after=("sfm", "mask", "upscale", "transfer", "sync"),
+    after=("sfm", "mask", "splat_orig", "upscale", "transfer", "sync"),
     outputs=("gs", "new_videos/gs_reim.mp4"),
-    version=2,
+    version=3,
     run=run_reim,
-    reads=("mask.method",),
+    reads=("mask.method", "run.pipeline"),
     gpu=True,
     off_when=off_without_reimagine,
 )

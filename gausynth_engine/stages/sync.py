@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from .splat import original_ply
 
 if TYPE_CHECKING:
     import numpy as np
@@ -153,19 +154,6 @@ def control_maps(kind: str, rgb: Any, depth: Any, alpha: Any, low: int, high: in
 
 
 # --- inputs -----------------------------------------------------------------------------------
-def original_ply(gs: Path) -> Path:
-    """Gives the newest finished original 3DGS PLY (its last iteration), or StageError."""
-    from ..splatting.compare import latest_run
-
-    run = latest_run(gs, "orig")
-    plys = sorted((run / "point_cloud").glob("iteration_*/point_cloud.ply"),
-                  key=lambda q: int(q.parent.name.split("_")[1])) if run else []
-    if not plys:
-        raise StageError(f"{gs}: no finished original 3DGS (gs/orig_*/point_cloud/iteration_*/"
-                         "point_cloud.ply); run splat_orig first")
-    return plys[-1]
-
-
 @dataclass(frozen=True)
 class FrameCameras:
     """Every registered frame of `colmap/sparse/0`, in natural name order."""
@@ -237,7 +225,7 @@ def run(ctx: StageContext) -> None:
 
     p: Params = ctx.params
     device = ctx.device
-    ply = original_ply(ctx.layout.gs)
+    ply = original_ply(ctx.layout, "synchronised diffusion")
     raw = read_ply(ply)
     frames = frame_cameras(ctx.layout.colmap_sparse)
     ids = select_views(frames.viewmats, p.views, p.view_choice)

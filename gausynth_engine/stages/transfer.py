@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from .splat import original_ply
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,27 +58,6 @@ def sd_box(record: dict[str, Any], name: str, size: tuple[int, int]) -> tuple[fl
     if len(box) != 3:
         raise StageError(f"preprocess manifest: sd_box = {box!r}; accepted: [x0, y0, side]; rerun preprocess")
     return float(box[0]), float(box[1]), float(box[2])
-
-
-def original_ply(layout: RunLayout) -> Path:
-    """Gives the PLY of the finished original 3DGS, refusing one that is missing or stale."""
-    from .._plan import read_manifest
-
-    manifest = read_manifest(layout, "splat_orig")
-    if manifest is None:
-        raise StageError("splat_orig has not finished in this run: the 3D transfer needs the original "
-                         "3DGS; run the stages from splat_orig")
-    folder = layout.root / manifest.get("record", {}).get("folder", "")
-    plys = sorted(folder.glob("point_cloud/iteration_*/point_cloud.ply"),
-                  key=lambda p: int(p.parent.name.split("_")[1]))
-    if not plys:
-        raise StageError(f"{folder}: the original 3DGS is missing (no point_cloud/iteration_*/"
-                         "point_cloud.ply); rerun from splat_orig")
-    sfm = (read_manifest(layout, "sfm") or {}).get("fingerprint")
-    if manifest.get("inputs", {}).get("sfm") != sfm:
-        raise StageError(f"{plys[-1]}: the original 3DGS is stale (trained on another SfM model than "
-                         "colmap/sparse/0); rerun from splat_orig")
-    return plys[-1]
 
 
 def cameras(layout: RunLayout) -> tuple[Any, list[str], dict[str, Any]]:
@@ -154,7 +134,7 @@ def run(ctx: StageContext) -> None:
     from ..transfer3d import KeyView, alpha_mismatch, carry, key_to_camera, load_gaussians, object_mask
 
     p: Params = ctx.params
-    ply = original_ply(ctx.layout)
+    ply = original_ply(ctx.layout, "the 3D transfer")
     cams, names, maps = cameras(ctx.layout)
     sheet = (read_manifest(ctx.layout, "sheet") or {}).get("record", {})
     key_files = sheet.get("key_frame_files") or []

@@ -294,7 +294,7 @@ def test_without_the_original_3dgs_the_stage_says_what_to_run(tiny, scene, tmp_p
     from gausynth_engine.splatting.synthetic import run_with_true_sfm
 
     layout = run_with_true_sfm(scene, tmp_path / "run")
-    with pytest.raises(StageError, match=r"no finished original 3DGS .* run splat_orig first"):
+    with pytest.raises(StageError, match=r"splat_orig has not finished in this run: synchronised diffusion needs .* run the stages from splat_orig"):
         run_stage(sync_preset(tiny, "sdxl"), layout)
 
 

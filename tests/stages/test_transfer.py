@@ -195,6 +195,39 @@ def test_the_stage_writes_rgba_frames_on_the_cameras_and_reports_the_silhouette(
     assert scene.names == list(world["data"].cams.names) and scene.size == (SIDE, SIDE)
 
 
+def test_the_3d_routes_reimagined_3dgs_fine_tunes_the_original_one(world, tmp_path):
+    import shutil
+
+    from gausynth_engine._layout import RunLayout
+    from gausynth_engine._preset import load_preset
+    from gausynth_engine._stage import StageContext
+    from gausynth_engine.stages import BY_ID
+
+    root = make_run(world, tmp_path / "run")
+    run_stage(root)
+    layout = RunLayout(root)
+    shutil.move(layout.staging / "transfer" / "reim3d_frames", layout.reim3d_frames)
+    preset = load_preset(layout.preset_snapshot, ["splat.reim_iterations=20", "splat.sh_degree=0",
+                                                  "splat.checkpoint_every=100"])
+    events: list[dict] = []
+    ctx = StageContext(BY_ID["splat_reim"], preset, layout, layout.staging_for("splat_reim"),
+                       events.append, "cpu")
+    BY_ID["splat_reim"].run(ctx)
+    record = ctx.record_data
+    assert record["started_from"] == "original 3DGS"
+    # No densification in a fine-tune: the original's Gaussians, moved and recoloured.
+    assert record["num_gaussians"] == len(world["params"]["means"])
+    assert record["folder"].startswith("gs/reim_20-")
+    assert any("starting from the original 3DGS" in e.get("message", "") for e in events)
+    # 'points' grows a new model instead.
+    shutil.rmtree(layout.staging / "splat_reim", ignore_errors=True)
+    points = StageContext(BY_ID["splat_reim"], load_preset(layout.preset_snapshot, [
+        "splat.reim_iterations=20", "splat.sh_degree=0", "splat.checkpoint_every=100",
+        "splat.reim_init='points'"]), layout, layout.staging_for("splat_reim"), events.append, "cpu")
+    BY_ID["splat_reim"].run(points)
+    assert points.record_data["started_from"] == "SfM points"
+
+
 def test_a_key_view_with_another_shape_is_reported(world, tmp_path):
     from gausynth_engine._media import write_image
 
@@ -260,7 +293,8 @@ def test_the_3d_route_plans_its_own_stages_and_a_new_prompt_keeps_sfm_and_the_or
     actions = {s.stage.id: s.action for s in plan.steps}
     assert {k for k, a in actions.items() if a == "off"} == {"propagate", "blend", "upscale", "sync"}
     assert "3D route" in plan["propagate"].reason
-    assert plan["splat_reim"].inputs.keys() == {"sfm", "mask", "transfer"}
+    # The reimagined 3DGS starts from the original one (splat.reim_init = auto in a 3D route).
+    assert plan["splat_reim"].inputs.keys() == {"sfm", "mask", "splat_orig", "transfer"}
     assert plan["splat_orig"].inputs.keys() == {"sfm", "mask"}
     for step in plan.steps:  # as if everything ran
         if step.action == "run":
