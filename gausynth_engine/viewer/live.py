@@ -226,24 +226,29 @@ class LiveHook:
         if not self._due(now):
             return
         t0 = time.perf_counter()
-        self._idle.clear()
-        self._next_snapshot = now + self._every
-        self._last_written = now
-        self._every = None  # the watch files are read again when the next one can be due
-        self._next_check = self._next_snapshot
+        self._begin(now)
         flat = flatten(trainer.params)  # a copy: the optimizer updates the parameters in place
         ready = None
         if flat.is_cuda:
             import torch
 
             ready = torch.cuda.Event()
-            ready.record()  # the training stream's current stream: the copy above is before it
-        self.serial += 1
+            ready.record()  # on the training stream, after the copy above
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="live-snapshots", daemon=True)
             self._writer.start()
         self._jobs.put((flat, ready, int(trainer.step_done), self.serial))
         self.seconds += time.perf_counter() - t0
+
+    def _begin(self, now: float) -> int:
+        """Books a snapshot taken now; gives its serial."""
+        self._idle.clear()
+        self._next_snapshot = now + self._every
+        self._last_written = now
+        self._every = None  # the watch files are read again when the next one can be due
+        self._next_check = self._next_snapshot
+        self.serial += 1
+        return self.serial
 
     def _write_loop(self) -> None:
         while True:
