@@ -4,14 +4,17 @@ It binds to 127.0.0.1 unless asked otherwise, so over SSH it is reached through 
 (`ssh -L PORT:localhost:PORT user@host`, printed at start). It shows each variant's model —
 the live snapshot of a training in progress (it asks the trainer for snapshots while it runs,
 see `live`), else the final PLY — the original and the reimagined side by side when both
-exist, with the SfM cameras as frustums, and follows: every `every` seconds it reloads what
-changed.
+exist, with the SfM cameras as frustums, and follows: it reloads what changed. Trainings
+snapshot only while a browser is connected, no more often than every `every` seconds, and
+only once this viewer has passed the last snapshot on (see `live`); it runs at a lower CPU
+priority, so that a training on the same machine keeps its cores.
 """
 
 from __future__ import annotations
 
 import getpass
 import math
+import os
 import socket
 import threading
 import time
@@ -27,6 +30,7 @@ from .models import Cameras, Model, cameras, load, models
 
 SH_C0 = 0.28209479177387814
 MAX_FRUSTUMS = 200  # more cameras than this are thinned evenly
+POLL = 0.25  # seconds between looks for a changed model
 
 
 def tunnel_line(port: int, host: str = "127.0.0.1") -> str:
@@ -88,10 +92,15 @@ class Shown:
 class Viewer:
     """A viser server showing one run; `refresh()` reloads the models that changed."""
 
-    def __init__(self, layout: RunLayout, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, layout: RunLayout, host: str = "127.0.0.1", port: int = 8080,
+                 watch: live.Watch | None = None, every: float = live.DEFAULT_EVERY) -> None:
         import viser
 
         self.layout = layout
+        # The trainers' handshake: how many browsers look, what was shown, the rate we take.
+        self.watch, self.every = watch, every
+        self.clients = 0
+        self.took = 0.0  # seconds the last live model took to load and hand to viser
         self.server = viser.ViserServer(host=host, port=port, label=f"GauSynth · {layout.root.name}",
                                         verbose=False)
         self.host = host
@@ -103,6 +112,14 @@ class Viewer:
         self.show_cameras.on_update(lambda _: self._toggle_cameras())
         self._frustums: list[Any] = []
         self.frames: dict[str, Any] = {}  # a node per variant, holding its splat and cameras
+        self.server.on_client_connect(lambda _: self._count(+1))
+        self.server.on_client_disconnect(lambda _: self._count(-1))
+
+    def _count(self, change: int) -> None:
+        """Tells the trainers how many browsers look: with none, they take no snapshots."""
+        self.clients = max(0, self.clients + change)
+        if self.watch is not None:
+            self.watch.update(clients=self.clients)
 
     @property
     def port(self) -> int:
@@ -126,12 +143,15 @@ class Viewer:
             old = self.shown.get(variant)
             if old is not None and old.model == model and old.mtime == mtime:
                 continue
+            t0 = time.perf_counter()
             try:
                 params = load(model)
             except (OSError, ValueError, KeyError) as e:  # replaced while read: next time
                 self.server.gui.add_markdown(f"could not read {model.path}: {e}")
                 continue
             self._place(variant, params, first=old is None)
+            if model.live:
+                self._shown_live(variant, int(params["serial"]), time.perf_counter() - t0)
             step = params.get("step")
             self.shown[variant] = Shown(model, mtime, len(params["means"]),
                                         int(step) if step is not None else None)
@@ -140,6 +160,18 @@ class Viewer:
             self._arrange()
             self._describe()
         return changed
+
+    def _shown_live(self, variant: str, serial: int, took: float) -> None:
+        """Tells the trainer this snapshot is passed on (it writes the next one only then),
+        and asks for no more than this viewer can take: at least 4× what one took here."""
+        self.took = took
+        if self.watch is None:
+            return
+        every = max(self.every, 4.0 * took)
+        changes: dict[str, Any] = {"shown": {variant: serial}}
+        if abs(every - float(self.watch.record.get("every", every))) > 0.1 * every:
+            changes["every"] = round(every, 3)
+        self.watch.update(**changes)
 
     def _offset(self, variant: str) -> np.ndarray:
         """Side by side: the reimagined model to the right of the original when both are shown."""
@@ -211,8 +243,10 @@ def serve(layout: RunLayout, host: str = "127.0.0.1", port: int = 8080, every: f
           duration: float | None = None, say: Callable[[str], None] = print,
           stop: threading.Event | None = None) -> int:
     """Serves the run until `stop` is set, `duration` seconds pass, or Ctrl-C; gives the port."""
-    viewer = Viewer(layout, host, port)
+    watch = live.Watch(layout.meta, every, clients=0)  # no browser yet: trainers take no snapshots
+    viewer = Viewer(layout, host, port, watch, every)
     port = viewer.port
+    watch.record["port"] = port
     local = host in ("127.0.0.1", "localhost", "::1")
     say(f"viewer of {layout.root} on http://localhost:{port}")
     if local:
@@ -226,14 +260,19 @@ def serve(layout: RunLayout, host: str = "127.0.0.1", port: int = 8080, every: f
         import signal
 
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:  # a process of its own: it yields the CPU to trainings on the same machine
+            os.nice(10)
+        except OSError:
+            pass
     deadline = time.monotonic() + duration if duration else math.inf
     try:
-        with live.Watch(layout.meta, every, port):
+        with watch:
             viewer.refresh()
             say("showing: " + (", ".join(s.model.label for s in viewer.shown.values()) or
                                "nothing yet (waiting for a model)"))
             while not stop.is_set() and time.monotonic() < deadline:
-                stop.wait(min(every, max(0.0, deadline - time.monotonic())))
+                # Look often (a stat per variant): a snapshot shown late holds the next one back.
+                stop.wait(min(every, POLL, max(0.0, deadline - time.monotonic())))
                 viewer.refresh()
     except KeyboardInterrupt:
         pass

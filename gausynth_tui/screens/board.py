@@ -50,6 +50,7 @@ class BoardScreen(ViewScreen):
         Binding("x", "error", "Show the last error in full", show=False, id="board.error"),
         Binding("k", "choose", "Choose another reimagination candidate", show=False, id="board.choose"),
         Binding("p", "path", "Show the output folder path", show=False, id="board.path"),
+        Binding("v", "view", "Browser viewer of the splat (live)", show=False, id="board.view"),
     ]
 
     def __init__(self, run_key: str) -> None:
@@ -282,6 +283,17 @@ class BoardScreen(ViewScreen):
         from .previews import PreviewScreen
 
         self.app.push_screen(PreviewScreen(self.run_key))
+
+    def action_view(self) -> None:
+        self.notify("starting the viewer …", title="viewer", timeout=3)
+        self._launch_viewer()
+
+    @work(thread=True, group="commands")
+    def _launch_viewer(self) -> None:  # the training monitor's call: one viewer per run
+        from gausynth_engine.viewer.server import launch
+
+        text = launch(self.entry.layout)
+        self.app.call_from_thread(self.notify, text, title="viewer", timeout=30)
 
     def action_error(self) -> None:
         from .dialogs import TextDialog

@@ -124,6 +124,24 @@ def test_gausynth_export_without_a_model_says_so(tmp_path, capsys):
     assert "no finished training" in capsys.readouterr().err
 
 
+@needs_gsply
+def test_the_export_bench_reads_every_format_of_a_runs_models_back(tiny_run, tmp_path):
+    """The bench the H200 runs after a training: a run folder in, each variant in each format."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "export.py"
+    env = dict(os.environ, PYTHONPATH=str(bench.parents[1]))
+    done = subprocess.run([sys.executable, str(bench), str(tiny_run.root), "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])["rows"]
+    assert {(r["model"], r["format"]) for r in rows} == {(v, f) for v in ("orig", "reim")
+                                                        for f in ("ply", "splat", "compressed-ply", "spz")}
+    for r in rows:
+        assert r["ok"] and r["psnr_db"] > 30 and r["bytes"] == (tmp_path / Path(
+            r["model"] + {"ply": ".ply", "splat": ".splat", "compressed-ply": ".compressed.ply",
+                          "spz": ".spz"}[r["format"]])).stat().st_size
+    assert "renders from its SfM cameras" in done.stdout
+
+
 # --- live snapshots ----------------------------------------------------------------------------
 class FakeTrainer:
     def __init__(self, params: dict[str, np.ndarray]) -> None:
