@@ -13,6 +13,7 @@ original silhouette alone is used, and the log says so.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -167,7 +168,9 @@ def run(ctx: StageContext) -> None:
     if method == "model":
         from ..cutout import MaskSession
 
+        started = time.perf_counter()
         session = MaskSession(p.model, ctx.device, ctx.log)  # one session for every frame
+        ctx.record(load_seconds=round(time.perf_counter() - started, 3))
     else:
         ctx.log(f"the reimagined frames keep the original silhouette ({why})")
     record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})

@@ -7,6 +7,7 @@ line up with the poses whatever the two sizes are.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,9 @@ def run(ctx: StageContext) -> None:
     if not files:
         raise StageError(f"{ctx.layout.blend_transparent}: no frames; rerun blend")
     record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    started = time.perf_counter()
     up = superres.load(p.model, p.scale, ctx.device, ctx.log)
+    load_seconds = time.perf_counter() - started
     ctx.log(f"Swin2SR ×{p.scale} ({p.model}) on {ctx.device}; tile {p.tile} px, overlap "
             f"{p.overlap} px, {p.batch} tiles per pass")
     clip_model = ctx.preset.blend.clip_model
@@ -92,7 +95,8 @@ def run(ctx: StageContext) -> None:
             raise StageError(f"out of GPU memory at upscale.tile = {p.tile}, upscale.batch = "
                              f"{p.batch}; lower upscale.batch first, then upscale.tile") from e
         raise
-    ctx.record(model=p.model, scale=p.scale, frames=[f.name for f in files])
+    ctx.record(model=p.model, scale=p.scale, frames=[f.name for f in files],
+               load_seconds=round(load_seconds, 3))
     metrics2d.publish(ctx, "upscale", scores, skipped)
 
 

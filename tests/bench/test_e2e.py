@@ -124,3 +124,51 @@ def test_the_exported_u2net_is_what_blend_loads_through_rembg(tmp_path: Path) ->
     alpha = session.mask(image)
     assert alpha.shape == (60, 90)
     assert 0.0 <= float(alpha.min()) < float(alpha.max()) <= 1.0
+
+
+def test_the_report_splits_start_up_and_model_load_and_says_what_a_next_step_gains(tmp_path: Path) -> None:
+    """A lead reads, per stage, how long the worker took to start, how long the models took to
+    load and how long the GPU sat idle besides; and for the run, what running independent stages
+    side by side would gain (sfm needs neither the sheet nor the diffusion)."""
+    import json
+
+    import e2e
+
+    from gausynth_engine import Log, RunFinished, RunLayout, StageDone, StagePlanned, StageStarted, Telemetry
+
+    layout = RunLayout(tmp_path / "run")
+    gpu = "NVIDIA H200"
+    events = [StagePlanned(stage=s, action="run", reason="new", t=0.0)
+              for s in ("preprocess", "sheet", "reimagine", "sfm")]
+    events += [
+        StageStarted(stage="preprocess", pid=1, fingerprint="a", log="x", t=0.0),
+        StageDone(stage="preprocess", seconds=2.0, t=2.0),
+        StageStarted(stage="sheet", pid=2, fingerprint="b", log="x", t=2.0),
+        StageDone(stage="sheet", seconds=1.0, t=3.0),
+        StageStarted(stage="reimagine", pid=3, fingerprint="c", log="x", t=3.0),
+        Log(stage="reimagine", message="reimagining", t=4.5),
+        Telemetry(device=gpu, utilization=0.0, t=5.0),
+        Telemetry(device=gpu, utilization=100.0, t=20.0),
+        StageDone(stage="reimagine", seconds=20.0, t=23.0),
+        StageStarted(stage="sfm", pid=4, fingerprint="d", log="x", t=23.0),
+        Telemetry(device=gpu, utilization=0.0, t=25.0),
+        StageDone(stage="sfm", seconds=12.0, t=35.0),
+        RunFinished(status="done", seconds=35.0, t=35.0),
+    ]
+    write_journal(layout, events)
+    layout.manifest("reimagine").parent.mkdir(parents=True, exist_ok=True)
+    layout.manifest("reimagine").write_text(json.dumps({"fingerprint": "c", "device": "cuda", "record": {
+        "worker_ready": 3.4, "load_seconds": 6.0}}))
+    run = e2e.read_run(layout)
+    reim = run["stages"]["reimagine"]
+    assert reim["startup_s"] == pytest.approx(0.4)  # spawn → the stage's own code
+    assert reim["first_event_s"] == pytest.approx(1.5)
+    assert reim["load_s"] == 6.0
+    gain, what = e2e.next_step("reimagine", reim)
+    # 20 s at 50 % busy = 10 s idle, of which 6.4 s is start-up + load: 3.6 s idle beyond that.
+    assert gain == pytest.approx(6.4) and "model load 6.4 s" in what and "GPU idle 4 s" in what
+    serial, critical = e2e.overlap_gain(run)
+    assert serial == pytest.approx(35.0)
+    assert critical == pytest.approx(23.0)  # preprocess → sheet → reimagine; sfm beside them
+    table = "\n".join(e2e.stage_table(run) + e2e.dominant(run))
+    assert "next step would gain ≈ 6 s" in table and "up to 12 s" in table
