@@ -596,7 +596,8 @@ def main() -> None:
 
     results["onnxruntime_providers"] = ort.get_available_providers()
     if not args.tiny and "CUDAExecutionProvider" not in results["onnxruntime_providers"]:
-        say("onnxruntime here has no CUDA provider: background removal (U²-Net) runs on the CPU")
+        say("onnxruntime here has no CUDA provider: mask and blend run u2net.onnx through PyTorch on "
+            "the GPU (gausynth_engine/_onnx_torch.py; the stage tables' notes name the provider)")
     if warm is not None:
         code = warm.wait()
         say(f"gsplat kernels {'ready' if code == 0 else 'FAILED to build:'}")
@@ -697,7 +698,7 @@ def report(results: dict, args: argparse.Namespace, logs: Path) -> None:
     provs = results["onnxruntime_providers"]
     lines.append(f"onnxruntime providers: {', '.join(provs)}"
                  + ("" if args.tiny or "CUDAExecutionProvider" in provs
-                    else " — no CUDA provider: U²-Net masks run on the CPU"))
+                    else " — no CUDA provider: U²-Net runs its ONNX graph through PyTorch on the GPU"))
     for run in results["runs"]:
         gpu = next((s.get("gpu_name") for s in run["stages"].values() if s.get("gpu_name")), "N/A")
         lines += ["", f"preset {run['preset']} ({run['name']}) on {gpu}: total {run['total_seconds']} s in the "

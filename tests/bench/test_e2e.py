@@ -126,6 +126,62 @@ def test_the_exported_u2net_is_what_blend_loads_through_rembg(tmp_path: Path) ->
     assert 0.0 <= float(alpha.min()) < float(alpha.max()) <= 1.0
 
 
+def test_without_a_cuda_onnxruntime_u2net_runs_its_own_onnx_file_through_torch(tmp_path: Path) -> None:
+    """Where onnxruntime has no CUDA provider (the H200 device), mask and blend run the same
+    u2net.onnx (graph and weights) through PyTorch: all seven maps match onnxruntime's to float
+    rounding, and rembg's mask through it is onnxruntime's to within one grey level."""
+    pytest.importorskip("rembg")
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+    import random_models
+    from PIL import Image
+
+    from gausynth_engine._onnx_torch import OnnxTorchSession
+    from gausynth_engine.cutout import MaskSession, run_on_torch
+
+    path = Path(random_models.export_u2net(tmp_path / "u2net.onnx", tiny=True)["path"])
+    x = np.random.default_rng(1).random((1, 3, 320, 320)).astype(np.float32)
+    reference = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ours = OnnxTorchSession(path, "cpu")
+    name = reference.get_inputs()[0].name
+    assert ours.get_inputs()[0].name == name
+    for want, got in zip(reference.run(None, {name: x}), ours.run(None, {name: x}), strict=True):
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+
+    session = MaskSession(str(path), "cpu")
+    frame = (np.random.default_rng(2).random((120, 90, 3)) * 255).astype(np.uint8)
+    frame[30:90, 20:70] = 40  # a dark block: the maps vary across the image
+    want = session.mask(frame)
+    logs: list[str] = []
+    providers = run_on_torch(session._session, path, "cpu", logs.append)
+    assert providers and providers[0].startswith("torch-cpu") and "through PyTorch" in logs[-1]
+    got = session.mask(frame)
+    assert float(want.max() - want.min()) > 0.5  # a mask with structure, not a flat map
+    assert np.abs(got - want).max() <= 1 / 255 + 1e-6
+    assert session._session.predict(Image.fromarray(frame))  # rembg's own call path still works
+
+
+def test_a_graph_with_an_operator_torch_does_not_run_stays_on_onnxruntime(tmp_path: Path) -> None:
+    """Another rembg model (say one using Tanh) is not half-run: it stays on onnxruntime, said so."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from gausynth_engine.cutout import run_on_torch
+
+    graph = helper.make_graph([helper.make_node("Tanh", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    path = tmp_path / "tanh.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+
+    class Session:
+        inner_session = "onnxruntime's"
+
+    logs: list[str] = []
+    assert run_on_torch(Session, path, "cpu", logs.append) is None
+    assert Session.inner_session == "onnxruntime's" and "Tanh" in logs[-1]
+
+
 def test_the_report_splits_start_up_and_model_load_and_says_what_a_next_step_gains(tmp_path: Path) -> None:
     """A lead reads, per stage, how long the worker took to start, how long the models took to
     load and how long the GPU sat idle besides; and for the run, what running independent stages
