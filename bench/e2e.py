@@ -559,6 +559,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=None,
                     help="seconds for the whole bench (default 450 on the GPU, 3600 with --tiny)")
     ap.add_argument("--no-bare", action="store_true", help="leave out the bare-library comparisons")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="an override for every run (e.g. splat.iterations=7000 to see what the count costs)")
     ap.add_argument("--tiny", action="store_true", help="tiny models, small sizes, on CPU (a dry run)")
     ap.add_argument("--bare-reimagine", help=argparse.SUPPRESS)  # the child process
     args = ap.parse_args()
@@ -617,7 +619,7 @@ def main() -> None:
             else:
                 plans.append((f"{p}-3d", p, ["run.pipeline='reimagine-3d'"]))
     base = [f"run.input={str(args.data.absolute())!r}", "sfm.allow_low_registration=true",
-            *model_sets(info), *(TINY_SETS if args.tiny else [])]
+            *model_sets(info), *(TINY_SETS if args.tiny else []), *args.sets]
     reserve = 15.0
     for k, (name, preset, extra) in enumerate(plans):
         if k and elapsed() > args.budget - 60:
