@@ -78,11 +78,16 @@ class OnnxTorchSession:
         values: dict[str, Any] = dict(self.weights)
         for name, array in feeds.items():
             values[name] = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
-        with torch.inference_mode():
-            for op, ins, outs, attrs in self.nodes:
-                args = [values[i] if i else None for i in ins]
-                values[outs[0]] = getattr(self, f"_{op}")(args, attrs)
-            return [values[n].float().cpu().numpy() for n in (output_names or self.outputs)]
+        tf32 = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False  # full fp32 convolutions, as onnxruntime computes them
+        try:
+            with torch.inference_mode():
+                for op, ins, outs, attrs in self.nodes:
+                    args = [values[i] if i else None for i in ins]
+                    values[outs[0]] = getattr(self, f"_{op}")(args, attrs)
+                return [values[n].float().cpu().numpy() for n in (output_names or self.outputs)]
+        finally:
+            torch.backends.cudnn.allow_tf32 = tf32
 
     # --- operators (ONNX semantics, opset 11–17) -------------------------------------------
     def _Conv(self, a: list, at: dict) -> Any:

@@ -228,3 +228,21 @@ def test_the_report_splits_start_up_and_model_load_and_says_what_a_next_step_gai
     assert critical == pytest.approx(23.0)  # preprocess → sheet → reimagine; sfm beside them
     table = "\n".join(e2e.stage_table(run) + e2e.dominant(run))
     assert "next step would gain ≈ 6 s" in table and "up to 12 s" in table
+
+
+@pytest.mark.gpu
+def test_the_full_u2net_through_torch_on_the_gpu_matches_onnxruntime(tmp_path: Path) -> None:
+    """On the H200 the full-width U²-Net's seven maps through PyTorch on CUDA are onnxruntime's."""
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+    import random_models
+
+    from gausynth_engine._onnx_torch import OnnxTorchSession
+
+    path = random_models.export_u2net(tmp_path / "u2net.onnx")["path"]
+    x = np.random.default_rng(1).random((1, 3, 320, 320)).astype(np.float32)
+    reference = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = reference.get_inputs()[0].name
+    got = OnnxTorchSession(Path(path), "cuda").run(None, {name: x})
+    for want, mine in zip(reference.run(None, {name: x}), got, strict=True):
+        assert np.abs(mine - want).max() < 1e-4
