@@ -12,7 +12,10 @@
    utilisation of the telemetry samples taken while the stage ran), peak VRAM (torch's peak in
    the worker, and the device's most used memory), and the total; checks that every stage ran
    on the real architectures and sizes. Random weights make meaningless images: only time,
-   memory and sizes mean anything here.
+   memory and sizes mean anything here. Per stage also: start-up (worker spawn → the stage's own
+   code, from the record's worker_ready), spawn → first event, model load (imports + load +
+   placing, as reimagine/upscale/blend record it), and a "next step would gain" line (fixed
+   costs, GPU idle beyond them, stages run side by side by the graph, splat iterations' cost).
 4. Where time is left: each GPU stage against its bare library on the same inputs
    (reimagine vs a bare diffusers call on the run's own sheet, upscale vs a bare Swin2SR loop on
    its frames, splat vs bare gsplat steps on its scene), reusing bench/reimagine.py,
@@ -23,6 +26,8 @@ deadline is cancelled and its unfinished stage extrapolated from its progress).
 
     python bench/e2e.py --out "$OUT"            # on the device, after `source .dev/unpack.sh`
     python bench/e2e.py --tiny                  # the same flow on CPU, tiny models, small sizes
+    python bench/e2e.py --tiny --presets quick --route-only   # the 3D route alone, on CPU
+    python bench/e2e.py --presets default --set splat.iterations=7000   # what the count costs
 
 On the device (no ../shared, no rembg): here, in the checkout that is sent,
     ../shared/tools/device-bundle.sh rembg pymatting pooch jsonschema jsonschema-specifications \
