@@ -12,7 +12,10 @@
    utilisation of the telemetry samples taken while the stage ran), peak VRAM (torch's peak in
    the worker, and the device's most used memory), and the total; checks that every stage ran
    on the real architectures and sizes. Random weights make meaningless images: only time,
-   memory and sizes mean anything here.
+   memory and sizes mean anything here. Per stage also: start-up (worker spawn → the stage's own
+   code, from the record's worker_ready), spawn → first event, model load (imports + load +
+   placing, as reimagine/upscale/blend record it), and a "next step would gain" line (fixed
+   costs, GPU idle beyond them, stages run side by side by the graph, splat iterations' cost).
 4. Where time is left: each GPU stage against its bare library on the same inputs
    (reimagine vs a bare diffusers call on the run's own sheet, upscale vs a bare Swin2SR loop on
    its frames, splat vs bare gsplat steps on its scene), reusing bench/reimagine.py,
@@ -23,6 +26,8 @@ deadline is cancelled and its unfinished stage extrapolated from its progress).
 
     python bench/e2e.py --out "$OUT"            # on the device, after `source .dev/unpack.sh`
     python bench/e2e.py --tiny                  # the same flow on CPU, tiny models, small sizes
+    python bench/e2e.py --tiny --presets quick --route-only   # the 3D route alone, on CPU
+    python bench/e2e.py --presets default --set splat.iterations=7000   # what the count costs
 
 On the device (no ../shared, no rembg): here, in the checkout that is sent,
     ../shared/tools/device-bundle.sh rembg pymatting pooch jsonschema jsonschema-specifications \
@@ -194,6 +199,9 @@ def kill_workers(layout: Any) -> None:
 def read_run(layout: Any) -> dict:
     """Gives per-stage figures from a run's journal and manifests."""
     from gausynth_engine import (
+        Artifact,
+        Log,
+        Metric,
         Progress,
         RunFinished,
         StageCancelled,
@@ -225,6 +233,8 @@ def read_run(layout: Any) -> dict:
             stages[e.stage].update(state="cancelled", end=e.t)
         elif isinstance(e, RunFinished):
             total = e.seconds
+        if isinstance(e, (Progress, Log, Metric, Artifact)) and e.stage in stages:
+            stages[e.stage].setdefault("first_event", e.t)  # the worker's first word after its spawn
     last_t = events[-1].t if events else 0.0
     for sid, s in stages.items():
         if "start" not in s:
@@ -242,6 +252,7 @@ def read_run(layout: Any) -> dict:
         if manifest:
             s["record"] = manifest.get("record", {})
             s["device"] = manifest.get("device")
+        s.update(overheads(s))
         prog = s.pop("progress", [])
         if s["state"] != "done" and len(prog) >= 2 and prog[-1][1] > 0:
             # An unfinished stage: the whole stage at the rate it had (from its first progress).
@@ -251,6 +262,19 @@ def read_run(layout: Any) -> dict:
                 s["estimated_seconds"] = round((t0 - s["start"]) + (t1 - t0) / (v1 - v0) * (tot - v0), 1)
                 s["progress_at_cut"] = f"{v1:g}/{tot:g} {prog[-1][3]}"
     return {"run_folder": str(layout.root), "stages": stages, "total_seconds": total}
+
+
+def overheads(s: dict) -> dict[str, float | None]:
+    """Gives a started stage's start-up (worker spawn → its own code runs, from the record's
+    worker_ready; else spawn → its first event), spawn → first event, and its model load
+    (imports + load + placing on the device, as the stage recorded it)."""
+    rec = s.get("record", {})
+    first = s.get("first_event")
+    ready = rec.get("worker_ready")
+    return {"startup_s": round(ready - s["start"], 2) if ready else
+            (round(first - s["start"], 2) if first else None),
+            "first_event_s": round(first - s["start"], 2) if first else None,
+            "load_s": rec.get("load_seconds")}
 
 
 # --- 3. checks ---------------------------------------------------------------------------------
@@ -406,20 +430,27 @@ def gib(n: int | None) -> str:
     return f"{n / 2**30:.1f}" if n else "–"
 
 
+def secs_or_dash(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
 def stage_table(run: dict) -> list[str]:
-    lines = [f"{'stage':<12} {'state':<9} {'wall s':>8} {'share':>6} {'GPU busy':>8} {'peak VRAM GiB':>13} "
-             f"{'device max GiB':>14}  notes"]
+    lines = [f"{'stage':<12} {'state':<9} {'wall s':>8} {'share':>6} {'GPU busy':>8} {'start-up':>8} "
+             f"{'1st event':>9} {'load s':>7} {'peak VRAM GiB':>13} {'device max GiB':>14}  notes"]
     ran = {k: v for k, v in run["stages"].items() if "start" in v}
     total = sum(s.get("estimated_seconds", s["seconds"]) for s in ran.values()) or 1.0
     for sid, s in run["stages"].items():
         if "start" not in s:
             why = s.get("error") or s.get("reason", "")
-            lines.append(f"{sid:<12} {s['state']:<9} {'':>8} {'':>6} {'':>8} {'':>13} {'':>14}  {why[:80]}")
+            lines.append(f"{sid:<12} {s['state']:<9} {'':>8} {'':>6} {'':>8} {'':>8} {'':>9} {'':>7} {'':>13} "
+                         f"{'':>14}  {why[:80]}")
             continue
         secs = s.get("estimated_seconds", s["seconds"])
         busy = f"{s['gpu_busy']:.0%}" if s.get("gpu_busy") is not None else "N/A"
         note = stage_note(sid, s)
         lines.append(f"{sid:<12} {s['state']:<9} {s['seconds']:>8.1f} {secs / total:>6.0%} {busy:>8} "
+                     f"{secs_or_dash(s.get('startup_s')):>8} {secs_or_dash(s.get('first_event_s')):>9} "
+                     f"{secs_or_dash(s.get('load_s')):>7} "
                      f"{gib(s.get('peak_vram')):>13} {gib(s.get('device_vram_max')):>14}  {note}")
     return lines
 
@@ -445,23 +476,78 @@ def stage_note(sid: str, s: dict) -> str:
     return ""
 
 
+def next_step(sid: str, s: dict) -> tuple[float, str]:
+    """Gives (seconds a next step would gain, what that step is) for one started stage.
+
+    The fixed costs (start-up, model load) are what the stage spends before its own work; the
+    GPU's idle share of the rest is what feeding it better could win at most.
+    """
+    secs = s.get("estimated_seconds", s["seconds"])
+    fixed = (s.get("startup_s") or 0.0) + (s.get("load_s") or 0.0)
+    busy = s.get("gpu_busy")
+    idle = max(0.0, secs * (1 - busy) - fixed) if busy is not None else None
+    parts = []
+    if fixed >= 1.0:
+        parts.append((fixed, f"start-up + model load {fixed:.1f} s: a worker kept warm with its models "
+                             "loaded (or loading straight onto the GPU)"))
+    if sid in GPU_STAGES and idle is not None and idle >= 1.0:
+        parts.append((idle, f"GPU idle {idle:.0f} s beyond that: keep it fed (decode, write and score "
+                            "beside it, batch the per-frame loops on the GPU)"))
+    elif sid not in GPU_STAGES and busy is not None:
+        parts.append((secs - fixed, f"CPU work {secs - fixed:.0f} s: run it beside the GPU stages it does "
+                                    "not depend on, or on the GPU"))
+    if not parts:
+        return 0.0, "little left outside the work itself"
+    gain = max(g for g, _ in parts)
+    return gain, "; ".join(t for _, t in parts)
+
+
+def overlap_gain(run: dict) -> tuple[float, float]:
+    """Gives (serial sum, critical path) in seconds of the stages that ran, by the stage graph's
+    declared inputs: what running each stage as soon as its inputs exist would give at best."""
+    from gausynth_engine.stages import BY_ID
+
+    secs = {sid: s.get("estimated_seconds", s["seconds"]) for sid, s in run["stages"].items() if "start" in s}
+    finish: dict[str, float] = {}
+    for sid in secs:  # the journal's order is a topological order
+        before = [finish[u] for u in BY_ID[sid].after if u in finish] if sid in BY_ID else []
+        finish[sid] = max(before, default=0.0) + secs[sid]
+    return sum(secs.values()), max(finish.values(), default=0.0)
+
+
+def splat_cost(run: dict) -> str | None:
+    """Gives what the splat trainings' iteration count costs at their measured rate, or None."""
+    its = {sid: s["record"]["its"] for sid, s in run["stages"].items()
+           if sid.startswith("splat") and s.get("state") == "done" and s.get("record", {}).get("its")}
+    if not its:
+        return None
+    p = expected(run["preset"], run["sets"])["preset"].splat
+    per_1k = sum(1000.0 / v for v in its.values())
+    cut = round(p.iterations * 0.3)
+    return (f"  [splat] iterations = {p.iterations}: {per_1k:.1f} s per 1,000 iterations over "
+            f"{len(its)} training(s) at the measured it/s; {p.iterations} → {p.iterations - cut} "
+            f"would gain ≈ {per_1k * cut / 1000:.0f} s (quality effect not measured here; the lead's call)")
+
+
 def dominant(run: dict) -> list[str]:
-    """Gives which stages dominate and what removing their idle/CPU time would gain."""
+    """Gives which stages dominate and what a next step would gain on each, and on the run."""
     ran = [(sid, s) for sid, s in run["stages"].items() if "start" in s]
     total = sum(s.get("estimated_seconds", s["seconds"]) for _, s in ran) or 1.0
     out = []
-    for sid, s in sorted(ran, key=lambda x: -x[1].get("estimated_seconds", x[1]["seconds"]))[:3]:
+    for sid, s in sorted(ran, key=lambda x: -x[1].get("estimated_seconds", x[1]["seconds"]))[:4]:
         secs = s.get("estimated_seconds", s["seconds"])
         busy = s.get("gpu_busy")
-        if sid in GPU_STAGES and busy is not None:
-            idle = secs * (1 - busy)
-            hint = (f"the GPU sat idle {1 - busy:.0%} of it: keeping it fed (overlapping loads, "
-                    f"decoding and writes with compute) would gain up to {idle:.0f} s")
-        elif busy is not None:
-            hint = f"CPU work (GPU busy {busy:.0%}): a GPU implementation would gain most of its {secs:.0f} s"
-        else:
-            hint = "no GPU telemetry here"
-        out.append(f"  {sid}: {secs:.0f} s ({secs / total:.0%}) — {hint}")
+        gain, what = next_step(sid, s)
+        out.append(f"  {sid}: {secs:.0f} s ({secs / total:.0%}), GPU busy "
+                   f"{'N/A' if busy is None else f'{busy:.0%}'} — next step would gain ≈ {gain:.0f} s: {what}")
+    serial, critical = overlap_gain(run)
+    if serial - critical >= 1.0:
+        out.append(f"  the run: stages one after another {serial:.0f} s; each started as soon as its inputs "
+                   f"exist (e.g. sfm beside sheet → reimagine → propagate) ≤ {critical:.0f} s: up to "
+                   f"{serial - critical:.0f} s (needs the orchestrator to run independent stages together)")
+    cost = splat_cost(run)
+    if cost:
+        out.append(cost)
     return out
 
 
@@ -473,9 +559,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json, table.txt and logs")
     ap.add_argument("--presets", nargs="+", default=["default", "quick"])
     ap.add_argument("--route", action="store_true", help="also run the 3D route (run.pipeline = reimagine-3d)")
+    ap.add_argument("--route-only", action="store_true",
+                    help="run only the 3D route of each preset (a dry run of it on CPU in minutes)")
     ap.add_argument("--budget", type=float, default=None,
                     help="seconds for the whole bench (default 450 on the GPU, 3600 with --tiny)")
     ap.add_argument("--no-bare", action="store_true", help="leave out the bare-library comparisons")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="an override for every run (e.g. splat.iterations=7000 to see what the count costs)")
     ap.add_argument("--tiny", action="store_true", help="tiny models, small sizes, on CPU (a dry run)")
     ap.add_argument("--bare-reimagine", help=argparse.SUPPRESS)  # the child process
     args = ap.parse_args()
@@ -513,7 +603,8 @@ def main() -> None:
 
     results["onnxruntime_providers"] = ort.get_available_providers()
     if not args.tiny and "CUDAExecutionProvider" not in results["onnxruntime_providers"]:
-        say("onnxruntime here has no CUDA provider: background removal (U²-Net) runs on the CPU")
+        say("onnxruntime here has no CUDA provider: mask and blend run u2net.onnx through PyTorch on "
+            "the GPU (gausynth_engine/_onnx_torch.py; the stage tables' notes name the provider)")
     if warm is not None:
         code = warm.wait()
         say(f"gsplat kernels {'ready' if code == 0 else 'FAILED to build:'}")
@@ -523,8 +614,8 @@ def main() -> None:
             (root / "gsplat.ok").write_text("")
     save()
 
-    plans = [(p, p, []) for p in args.presets]
-    if args.route:
+    plans = [] if args.route_only else [(p, p, []) for p in args.presets]
+    if args.route or args.route_only:
         for p in args.presets:
             why = route_accepted(p)
             if why:
@@ -533,7 +624,7 @@ def main() -> None:
             else:
                 plans.append((f"{p}-3d", p, ["run.pipeline='reimagine-3d'"]))
     base = [f"run.input={str(args.data.absolute())!r}", "sfm.allow_low_registration=true",
-            *model_sets(info), *(TINY_SETS if args.tiny else [])]
+            *model_sets(info), *(TINY_SETS if args.tiny else []), *args.sets]
     reserve = 15.0
     for k, (name, preset, extra) in enumerate(plans):
         if k and elapsed() > args.budget - 60:
@@ -614,7 +705,7 @@ def report(results: dict, args: argparse.Namespace, logs: Path) -> None:
     provs = results["onnxruntime_providers"]
     lines.append(f"onnxruntime providers: {', '.join(provs)}"
                  + ("" if args.tiny or "CUDAExecutionProvider" in provs
-                    else " — no CUDA provider: U²-Net masks run on the CPU"))
+                    else " — no CUDA provider: U²-Net runs its ONNX graph through PyTorch on the GPU"))
     for run in results["runs"]:
         gpu = next((s.get("gpu_name") for s in run["stages"].values() if s.get("gpu_name")), "N/A")
         lines += ["", f"preset {run['preset']} ({run['name']}) on {gpu}: total {run['total_seconds']} s in the "
@@ -626,7 +717,7 @@ def report(results: dict, args: argparse.Namespace, logs: Path) -> None:
                       if "start" in s)
             lines.append(f"unfinished: the stages that started add up to ≈ {est:.0f} s at their rates; "
                          "stages that never started are not counted")
-        lines.append("dominant stages:")
+        lines.append("dominant stages, and what a next step would gain:")
         lines += dominant(run)
         lines.append("checks: " + ("every stage ran on the real architecture and sizes" if not run["problems"]
                                    else "; ".join(run["problems"])))

@@ -168,6 +168,36 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def on_torch(providers: list[str]) -> bool:
+    return any(p.startswith("torch-") for p in providers)
+
+
+def run_on_torch(session: object, path: Path | None, device: str,
+                 log: Callable[[str], None] = lambda m: None) -> list[str] | None:
+    """Points a rembg session at the same .onnx file run through PyTorch on `device`; gives the
+    new providers, or None (and onnxruntime stays) when torch cannot run that graph there."""
+    if path is None:
+        return None
+    try:
+        import torch
+
+        if device == "cuda" and not torch.cuda.is_available():
+            return None
+        from ._onnx_torch import OnnxTorchSession, unsupported
+
+        missing = unsupported(path)
+        if missing:
+            log(f"background removal stays on onnxruntime: {path.name} uses {', '.join(missing)}")
+            return None
+        session.inner_session = OnnxTorchSession(path, device)  # type: ignore[attr-defined]
+    except Exception as e:  # noqa: BLE001 - onnxruntime on the CPU still works
+        log(f"background removal stays on onnxruntime ({type(e).__name__}: {str(e)[:120]})")
+        return None
+    log(f"background removal: onnxruntime has no CUDA provider here; {path.name} runs through "
+        f"PyTorch on {device} (the same graph and weights)")
+    return list(session.inner_session.get_providers())  # type: ignore[attr-defined]
+
+
 class MaskSession:
     """One rembg session for a whole stage: `mask(image)` gives the object's alpha."""
 
@@ -194,6 +224,8 @@ class MaskSession:
         self.model = model
         self.providers = list(self._session.inner_session.get_providers())
         if device == "cuda" and "CUDAExecutionProvider" not in self.providers:
+            self.providers = run_on_torch(self._session, model.path, device, log) or self.providers
+        if device == "cuda" and "CUDAExecutionProvider" not in self.providers and not on_torch(self.providers):
             log("background removal runs on the CPU: onnxruntime has no working CUDA provider "
                 "here (install onnxruntime-gpu to use the GPU)")
         log(f"background removal: {model.session} "

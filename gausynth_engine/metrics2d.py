@@ -175,13 +175,22 @@ class Scores:
     def compare(self, name: str, frame: str, ref: np.ndarray, out: np.ndarray, *,
                 output: str, reference: str) -> dict[str, float]:
         """Scores one frame of comparison `name`; `ref` is resized to `out` if needed."""
+        row = self.measure(ref, out)
+        self.add(name, frame, row, output=output, reference=reference)
+        return row
+
+    def measure(self, ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
+        """Gives one frame's scores without recording them (safe in worker threads: the stages
+        score frames in parallel, then `add` them in frame order)."""
         ref, out = match_size(ref[..., :3], out[..., :3]), out[..., :3]
         row = {"ssim": round(ssim(ref, out), 5), "psnr": round(psnr(ref, out), 4)}
         if self.lpips is not None:
             row["lpips"] = round(self.lpips(ref, out), 5)
-        comp = self.comparisons.setdefault(name, Comparison(output, reference))
-        comp.frames[frame] = row
         return row
+
+    def add(self, name: str, frame: str, row: dict[str, float], *, output: str, reference: str) -> None:
+        """Records a row that `measure` gave for one frame of comparison `name`."""
+        self.comparisons.setdefault(name, Comparison(output, reference)).frames[frame] = row
 
     def clip_score(self, frame: str, images: dict[str, np.ndarray]) -> None:
         """Scores several versions of one frame (named) against the prompt in one batch."""

@@ -86,6 +86,7 @@ def run_stage(layout: RunLayout, stage_id: str, channel: Channel) -> int:
         device = resolve_device(preset.run.device) if stage.gpu else "cpu"
         out = layout.staging_for(stage_id)
         ctx = StageContext(stage, preset, layout, out, channel.emit, device)
+        ctx.record(worker_ready=round(time.time(), 3))  # the benches' start-up: spawn → here
         stage.run(ctx)
     except StageError as e:
         channel.emit({"type": "failed", "error": str(e)})

@@ -12,8 +12,11 @@ original silhouette alone is used, and the log says so.
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
@@ -22,7 +25,11 @@ from ._common import off_without_reimagine
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
+
     from .._layout import RunLayout
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,13 @@ class Params:
                             "id or a local folder); skipped when its weights are not on this machine.")
 
 
+# The three comparisons blend scores: what each compares (its output folder, its reference).
+OUTPUTS = {"propagate": "ebsynth_all", "propagate_cutout": "ebsynth_transparent", "blend": "blend_transparent"}
+REFERENCES = {"propagate": "filtered_frames_sd (original frames, uncut)",
+              "propagate_cutout": "original cut-out at the diffusion size",
+              "blend": "original cut-out at the diffusion size"}
+
+
 def preview_fps(layout: RunLayout, frames: int) -> float:
     """Gives the preview frame rate that keeps the clip's duration (as preprocess's preview does)."""
     from .._plan import read_manifest
@@ -44,6 +58,72 @@ def preview_fps(layout: RunLayout, frames: int) -> float:
     if not fps or not total:
         return 30.0
     return min(60.0, max(1.0, frames / (total / fps)))
+
+
+def frame_workers() -> int:
+    """Gives how many threads finish frames beside the model (PNG codecs and SSIM release the GIL)."""
+    return max(1, min(6, (os.cpu_count() or 2) - 1))
+
+
+def in_order(jobs: Iterable[Callable[[], T]], workers: int) -> Iterator[T]:
+    """Runs the jobs in `workers` threads, at most 2 × workers ahead, and yields their results in
+    the jobs' order. `jobs` is consumed lazily: whatever makes the next job (the model on the
+    GPU) runs while the threads write and score the frames before it."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="frames") as pool:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.submit(job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+class PreviewVideo:
+    """Encodes frames into new_videos/<name>.mp4 in a thread as the stage makes them, in order
+    (the frames written to PNG are lossless, so this is the video that reading them back gives)."""
+
+    def __init__(self, ctx: StageContext, name: str, fps: float) -> None:
+        import queue
+        import threading
+
+        from .._media import write_video
+
+        self.ctx, self.path = ctx, ctx.out.video(name)
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+
+        def frames() -> Iterator[np.ndarray]:
+            while (frame := self._queue.get()) is not None:
+                yield frame
+
+        def encode() -> None:
+            try:
+                write_video(self.path, frames(), fps=fps)
+            except BaseException as e:  # noqa: BLE001 - raised again in the stage's thread
+                self._error = e
+                while self._queue.get() is not None:  # let the stage finish putting its frames
+                    pass
+
+        self._thread = threading.Thread(target=encode, name=f"video-{name}", daemon=True)
+        self._thread.start()
+
+    def add(self, frame: np.ndarray) -> None:
+        self._queue.put(frame)
+
+    def __enter__(self) -> PreviewVideo:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and kind is None:
+            raise self._error
+        if kind is None:
+            self.ctx.artifact(self.path, "video")
 
 
 def write_preview(ctx: StageContext, name: str, files: list[Path], fps: float) -> None:
@@ -70,6 +150,8 @@ def _frame_pairs(ctx: StageContext) -> list[str]:
 
 
 def run(ctx: StageContext) -> None:
+    from functools import partial
+
     import numpy as np
 
     from .. import metrics2d
@@ -86,7 +168,9 @@ def run(ctx: StageContext) -> None:
     if method == "model":
         from ..cutout import MaskSession
 
+        started = time.perf_counter()
         session = MaskSession(p.model, ctx.device, ctx.log)  # one session for every frame
+        ctx.record(load_seconds=round(time.perf_counter() - started, 3))
     else:
         ctx.log(f"the reimagined frames keep the original silhouette ({why})")
     record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
@@ -96,7 +180,10 @@ def run(ctx: StageContext) -> None:
     masked = ctx.layout.orig_transparent.is_dir()
     if not masked:
         ctx.log("no object masks (mask.method = 'off'): the whole frame is the object", "warning")
-    for n, name in enumerate(names):
+
+    def read(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gives (orig [S, S, 3], its alpha [S, S], reimagined [S, S, 3]) of one frame."""
+        nonlocal resized_note
         orig = read_image(ctx.layout.filtered_frames_sd / name)[..., :3]
         side = orig.shape[0]
         if masked:
@@ -116,26 +203,38 @@ def run(ctx: StageContext) -> None:
                         f"diffusion size {side}×{side}: resizing them to line up", "warning")
                 resized_note = True
             reim = cv2.resize(reim, (side, side), interpolation=cv2.INTER_AREA)
-        alpha_reim = session.mask(reim) if session is not None else np.ones_like(alpha)
+        return orig, alpha, reim
+
+    def finish(name: str, orig: np.ndarray, alpha: np.ndarray, reim: np.ndarray,
+               alpha_reim: np.ndarray) -> tuple[str, dict[str, dict], dict[str, np.ndarray]]:
+        """Composites, writes and scores one frame (in a worker thread); gives its rows."""
         cut_reim = rgba(reim, alpha * alpha_reim)
         blended = fill_silhouette(orig, reim, alpha, alpha_reim)
         write_image(ctx.out.ebsynth_transparent / name, cut_reim)
         write_image(ctx.out.blend_transparent / name, blended)
         orig_cut = on_white(orig, alpha)
         reim_cut = on_white(reim, alpha * alpha_reim)
-        scores.compare("propagate", name, orig, reim, output="ebsynth_all",
-                       reference="filtered_frames_sd (original frames, uncut)")
-        scores.compare("propagate_cutout", name, orig_cut, reim_cut, output="ebsynth_transparent",
-                       reference="original cut-out at the diffusion size")
-        row = scores.compare("blend", name, orig_cut, blended, output="blend_transparent",
-                             reference="original cut-out at the diffusion size")
-        ctx.metric("blend.frame_ssim", row["ssim"], step=n)
-        scores.clip_score(name, {"original": orig_cut, "propagate": reim_cut, "blend": blended})
-        ctx.progress(n + 1, len(names), "frames")
+        rows = {"propagate": scores.measure(orig, reim), "propagate_cutout": scores.measure(orig_cut, reim_cut),
+                "blend": scores.measure(orig_cut, blended)}
+        return name, rows, {"original": orig_cut, "propagate": reim_cut, "blend": blended}
+
+    def jobs() -> Iterator[Callable[[], tuple]]:
+        for name in names:  # reading and the mask model here, in order; the rest in threads
+            orig, alpha, reim = read(name)
+            alpha_reim = session.mask(reim) if session is not None else np.ones_like(alpha)
+            yield partial(finish, name, orig, alpha, reim, alpha_reim)
+
+    fps = preview_fps(ctx.layout, len(names))
+    with PreviewVideo(ctx, "blend_transparent", fps) as video:
+        for n, (name, rows, shown) in enumerate(in_order(jobs(), frame_workers())):
+            for comp, row in rows.items():
+                scores.add(comp, name, row, output=OUTPUTS[comp], reference=REFERENCES[comp])
+            ctx.metric("blend.frame_ssim", rows["blend"]["ssim"], step=n)
+            scores.clip_score(name, shown)
+            video.add(shown["blend"])
+            ctx.progress(n + 1, len(names), "frames")
     ctx.record(model=p.model if session is not None else None,
                providers=session.providers if session is not None else [], frames=names)
-    fps = preview_fps(ctx.layout, len(names))
-    write_preview(ctx, "blend_transparent", [ctx.out.blend_transparent / n for n in names], fps)
     metrics2d.publish(ctx, "blend", scores, skipped)
 
 

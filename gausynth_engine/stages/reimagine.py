@@ -162,6 +162,7 @@ class Reimagined:
     sheets: list[np.ndarray]  # uint8 [S, S, 3], one per seed
     steps: int  # denoising steps per candidate
     seconds: list[float]  # time inside each pipeline call
+    load_seconds: float = 0.0  # imports + loading the models + placing them on the device
 
 
 def reimagine(sheet: np.ndarray, p: Params, device: str, sources: PipelineSources, seeds: list[int], *,
@@ -172,10 +173,15 @@ def reimagine(sheet: np.ndarray, p: Params, device: str, sources: PipelineSource
     `on_step(done, total)` counts steps over all candidates; `on_preview(candidate, rgb)` gets a
     small picture of the current estimate every few steps. The models are released on return.
     """
+    import dataclasses
+
     from ..diffusion import loaded_pipeline
 
+    started = time.perf_counter()
     with loaded_pipeline(sources, device, p.low_vram) as pipe:
-        return generate(pipe, sheet, p, sources, seeds, on_step=on_step, on_preview=on_preview)
+        loaded = time.perf_counter() - started
+        result = generate(pipe, sheet, p, sources, seeds, on_step=on_step, on_preview=on_preview)
+    return dataclasses.replace(result, load_seconds=loaded)
 
 
 def generate(pipe: Any, sheet: np.ndarray, p: Params, sources: PipelineSources, seeds: list[int], *,
@@ -288,6 +294,7 @@ def run(ctx: StageContext) -> None:
                key_frames=rec["key_frames"], key_frame_files=names, tile_size=rec["tile_size"],
                grid=rec["grid"], diffusion_size=diffusion_size(p), steps_per_candidate=result.steps,
                diffusion_seconds=[round(x, 3) for x in result.seconds],
+               load_seconds=round(result.load_seconds, 3),
                controlnet=sources.controlnet is not None, ip_adapter=sources.ip_adapter is not None)
 
 

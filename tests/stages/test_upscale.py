@@ -123,3 +123,62 @@ def test_upscale_stage_on_the_sample(engine_run, sample_video: Path, tiny_x2: Pa
     # A nearest-neighbour model: the frame lines up with the original's square at that size.
     psnr = json.loads(out4.metrics.read_text())["upscale"]["comparisons"]["upscale"]["mean"]["psnr"]
     assert psnr > 25
+
+
+def test_frames_finished_out_of_order_are_written_scored_and_encoded_in_frame_order(
+        engine_run, sample_video: Path, tiny_x2: Path, tmp_path: Path, monkeypatch) -> None:
+    """The stage writes and scores frames in threads beside the model; when a later frame's
+    thread finishes first, every file still holds its own frame and the metrics, events and
+    preview keep the frames' order."""
+    import threading
+
+    import av
+
+    from gausynth_engine import RunLayout, StageContext, metrics2d, parse_preset
+    from gausynth_engine._media import list_images, read_image, write_image
+    from gausynth_engine.stages import BY_ID, blend
+
+    overrides = small_overrides(sample_video, "order", **{"run.pipeline": "original"})
+    status, layout, _ = engine_run(overrides, until="preprocess")
+    assert status == "done"
+    files = list_images(layout.filtered_frames_sd)
+    for k, f in enumerate(files):  # frames that differ from each other, so a mix-up shows
+        write_image(layout.blend_transparent / f.name, np.roll(read_image(f), 7 * k, axis=1))
+    names = [f.name for f in files]
+    second_scored = threading.Event()
+    measure = metrics2d.Scores.measure
+
+    def first_waits_for_second(self, ref, out):
+        if out.shape and np.array_equal(out, expected[names[0]]):
+            second_scored.wait(timeout=60)  # frame 0 finishes after frame 1
+        row = measure(self, ref, out)
+        if np.array_equal(out, expected[names[1]]):
+            second_scored.set()
+        return row
+
+    up = superres.load(str(tiny_x2), 2)
+    expected = {n: sr for n, sr in zip(names, superres.upscale(
+        up, [read_image(layout.blend_transparent / n) for n in names], tile=64, overlap=8), strict=True)}
+    monkeypatch.setattr(blend, "frame_workers", lambda: 3)
+    monkeypatch.setattr(metrics2d.Scores, "measure", first_waits_for_second)
+    preset = parse_preset("", "test", small_overrides(
+        sample_video, "order", **{"upscale.model": str(tiny_x2), "upscale.scale": 2, "upscale.tile": 64,
+                                  "upscale.overlap": 8, "blend.clip_model": str(tmp_path / "no-clip")}))
+    out = RunLayout(tmp_path / "staged")
+    events: list[dict] = []
+    BY_ID["upscale"].run(StageContext(BY_ID["upscale"], preset, layout, out, events.append, "cpu"))
+
+    assert second_scored.is_set()
+    for n in names:
+        assert np.array_equal(read_image(out.sr_frames / n), expected[n]), n
+    per_frame = json.loads(out.metrics.read_text())["upscale"]["comparisons"]["upscale"]["per_frame"]
+    assert list(per_frame) == names
+    steps = [e["step"] for e in events if e["type"] == "metric" and e["name"] == "upscale.frame_ssim"]
+    assert steps == list(range(len(names)))
+    with av.open(str(out.video("sr"))) as video:
+        decoded = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    assert len(decoded) == len(names)
+    # H.264 is lossy: each decoded frame is nearest to its own upscaled frame, not a neighbour's.
+    for k, frame in enumerate(decoded):
+        dist = [np.abs(frame.astype(int) - expected[n][: frame.shape[0], : frame.shape[1]]).mean() for n in names]
+        assert int(np.argmin(dist)) == k
