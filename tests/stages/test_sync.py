@@ -212,6 +212,11 @@ def lay_out_run(scene, root: Path) -> Path:
     gs = layout.gs / "orig_30-20260101-000000"
     write_ply(gs / "point_cloud" / "iteration_30" / "point_cloud.ply", gaussians_at_surface(scene[0]))
     (gs / "results.json").write_text(json.dumps({"evaluations": {}}))
+    from gausynth_engine._plan import write_json_atomic
+
+    write_json_atomic(layout.manifest("splat_orig"), {  # finished, on this run's SfM model
+        "stage": "splat_orig", "fingerprint": "orig", "inputs": {"sfm": None},
+        "record": {"folder": str(gs.relative_to(layout.root))}})
     return layout
 
 
