@@ -188,7 +188,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
 
     def attempt(opts: SfmOptions, incremental: Any, label: str, pairs: int, guided: int) -> Any:
         started = _clock()
-        model = _map(database, folder, work, opts, incremental, len(every), progress, log)
+        model = _map(database, folder, work, opts, incremental, len(every), progress, log, wanted)
         attempts.append({"pairs": pairs, "guided_pairs": guided, "mapper": label,
                          "bridge_frames": borrowed, "registered": posed(model, wanted),
                          "seconds": round(_clock()[0] - started[0], 2), "kept": False})
@@ -341,8 +341,8 @@ def _match(database: Path, work: Path, names: list[str], pairs: list[tuple[int, 
 
 
 def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental: Any,
-         total: int, progress: Progress, log: Callable[..., None]) -> Any:
-    """Gives the largest model the mapper finds, or None."""
+         total: int, progress: Progress, log: Callable[..., None], wanted: set[str]) -> Any:
+    """Gives the model the mapper finds with the most of the `wanted` frames, or None."""
     import pycolmap
 
     started = _clock()
@@ -366,7 +366,7 @@ def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental
         f"models: {[m.num_reg_images() for m in models.values()]}")
     if not models:
         return None
-    return max(models.values(), key=lambda m: (m.num_reg_images(), m.num_points3D()))
+    return max(models.values(), key=lambda m: (posed(m, wanted), m.num_points3D()))
 
 
 def _incremental(opts: SfmOptions, loose: bool = False, start: str = "relaxed") -> Any:
