@@ -7,6 +7,10 @@ are prepared as preprocess does now for SfM: each keeps its aspect ratio, long s
 
 ours:  the stage's defaults (cyclic sequential pairs, plain matching, guided only in the retry,
        features at the frames' size, the undistorted layout and the preview drawn together).
+       With --frames below the source's count, ours may borrow the source's frames between the
+       sampled ones when frames are left out (sfm.bridge_frames, as the stage does from the
+       input); they leave the model, and only the sampled frames are counted. plain sees the
+       sampled frames alone.
 plain: what gaussian-splatting's convert.py runs: one shared OPENCV camera, default SIFT,
        exhaustive matching, the incremental mapper with ba_global_function_tolerance 1e-6, then
        undistortion.

@@ -441,3 +441,23 @@ def test_the_frames_borrowed_are_those_between_the_sampled_ones_spread_evenly() 
     assert InBetween(sampled, 12, frames).choose() == [1, 2, 3, 5, 6, 7, 9, 10, 11]
     few = InBetween(sampled, 12, frames, budget=3).choose()
     assert few == [1, 5, 9]  # one in each gap, the wrap-around's included
+
+
+def test_weak_pairs_matched_again_pose_the_rings_before_any_costlier_retry(shared_data: Path,
+                                                                          tmp_path: Path) -> None:
+    """Two rings of plush-dog (42 photos at 640 px): plain matching of the loop leaves most
+    frames in fragments; matching only the weakly verified pairs again (guided) joins them all,
+    so the costly retry (every left-out frame against frames all around) never runs."""
+    from gausynth_engine._media import probe_input, read_frames
+    from gausynth_engine.framing import resize
+    from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
+
+    info = probe_input(_two_rings(shared_data, tmp_path / "rings"))
+    frames = _write(tmp_path / "frames", [resize(image[..., :3], 640, 427)
+                                          for _, image in read_frames(info, range(42))])
+    result = reconstruct(frames, tmp_path / "work", SfmOptions())
+    assert result.registered == 42
+    labels = [a["mapper"] for a in result.attempts]
+    assert labels == ["incremental", "incremental (weak pairs again)"], result.attempts
+    assert result.attempts[0]["registered"] < 30
+    assert result.attempts[1]["kept"] and 0 < result.attempts[1]["guided_pairs"] < 100
