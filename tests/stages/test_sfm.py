@@ -457,7 +457,9 @@ def test_weak_pairs_matched_again_pose_the_rings_before_any_costlier_retry(share
                                           for _, image in read_frames(info, range(42))])
     result = reconstruct(frames, tmp_path / "work", SfmOptions())
     assert result.registered == 42
-    labels = [a["mapper"] for a in result.attempts]
-    assert labels == ["incremental", "incremental (weak pairs again)"], result.attempts
-    assert result.attempts[0]["registered"] < 30
-    assert result.attempts[1]["kept"] and 0 < result.attempts[1]["guided_pairs"] < 100
+    tried = [(a["mapper"], a["registered"], a["guided_pairs"]) for a in result.attempts]
+    assert tried[0][0] == "incremental" and tried[0][1] < 30, tried
+    # Only the weak pairs' retry ran (from COLMAP's strict start, then a relaxed one if needed).
+    assert all(label.startswith("incremental (weak pairs again") for label, _, _ in tried[1:]), tried
+    kept = next(a for a in result.attempts if a["kept"])
+    assert 0 < kept["guided_pairs"] < 100
