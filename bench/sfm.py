@@ -7,6 +7,10 @@ are prepared as preprocess does now for SfM: each keeps its aspect ratio, long s
 
 ours:  the stage's defaults (cyclic sequential pairs, plain matching, guided only in the retry,
        features at the frames' size, the undistorted layout and the preview drawn together).
+       With --frames below the source's count, ours may borrow the source's frames between the
+       sampled ones when frames are left out (sfm.bridge_frames, as the stage does from the
+       input); they leave the model, and only the sampled frames are counted. plain sees the
+       sampled frames alone.
 plain: what gaussian-splatting's convert.py runs: one shared OPENCV camera, default SIFT,
        exhaustive matching, the incremental mapper with ba_global_function_tolerance 1e-6, then
        undistortion.
@@ -38,6 +42,7 @@ from gausynth_engine._layout import RunLayout
 from gausynth_engine._media import list_images, probe_input, read_frames, write_image
 from gausynth_engine._sample import SampleSpec, make_sample
 from gausynth_engine._stage import StageError
+from gausynth_engine.sfm.bridges import InBetween
 from gausynth_engine.sfm.features import static_backdrop_masks
 from gausynth_engine.sfm.layout import write_layout_and_preview
 from gausynth_engine.sfm.reconstruct import SfmOptions, SfmResult, check_frames, reconstruct
@@ -60,9 +65,22 @@ class Truth:
     focal: np.ndarray | None = None  # [N] px in the prepared frames, NaN where unknown
 
 
-def prepare(name: str, data: Path, folder: Path, size: int, frames: int) -> tuple[Path, Truth]:
-    """Writes the set's frames as preprocess would for SfM; gives (folder, what is known)."""
+def shrink(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """Gives the RGB frame with its long side at most `size` (never upsampled) and the scale."""
     import cv2
+
+    image = image[..., :3]
+    h, w = image.shape[:2]
+    scale = min(1.0, size / max(h, w)) if size else 1.0
+    if scale < 1:
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+def prepare(name: str, data: Path, folder: Path, size: int, frames: int
+            ) -> tuple[Path, Truth, InBetween]:
+    """Writes the set's frames as preprocess would for SfM; gives (folder, what is known, the
+    source's other frames as the stage would borrow them)."""
 
     source = source_of(name, data)
     if name == "sample":
@@ -72,11 +90,7 @@ def prepare(name: str, data: Path, folder: Path, size: int, frames: int) -> tupl
     out = folder / "frames"
     scale = 1.0
     for n, (_, image) in enumerate(read_frames(info, indices)):
-        image = image[..., :3]
-        h, w = image.shape[:2]
-        scale = min(1.0, size / max(h, w)) if size else 1.0
-        if scale < 1:
-            image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        image, scale = shrink(image, size)
         write_image(out / f"{n:04d}.png", image)
     truth = Truth()
     if name == "sample":
@@ -95,7 +109,12 @@ def prepare(name: str, data: Path, folder: Path, size: int, frames: int) -> tupl
             width = struct.unpack_from("<Q", raw, 16)[0]
             fx, fy = struct.unpack_from("<2d", raw, 32)
             truth.focal = np.full(len(indices), 0.5 * (fx + fy) * info.width / width * scale)
-    return out, truth
+
+    def read(wanted: list[int]) -> list[np.ndarray]:
+        by_index = {i: shrink(image, size)[0] for i, image in read_frames(info, wanted)}
+        return [by_index[i] for i in wanted]
+
+    return out, truth, InBetween(tuple(indices), info.frame_count, read)
 
 
 def read_bundler(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +187,7 @@ def score(result: SfmResult, truth: Truth) -> dict[str, Any]:
 
 
 def measure(label: str, frames: Path, work: Path, opts: SfmOptions | None, truth: Truth,
-            device: Any, backdrop: bool) -> dict[str, Any]:
+            device: Any, backdrop: bool, in_between: InBetween | None = None) -> dict[str, Any]:
     """Runs one recipe on the frames: SfM, then its outputs (ours: layout + preview; plain:
     undistortion as convert.py does)."""
     import pycolmap
@@ -181,7 +200,8 @@ def measure(label: str, frames: Path, work: Path, opts: SfmOptions | None, truth
             if backdrop:
                 names, _ = check_frames(frames)
                 opts = dataclasses.replace(opts, masks=static_backdrop_masks(frames, names, work / "masks")[0])
-            result = reconstruct(frames, work, opts, log=lambda m, level="info": print("   ", m, flush=True))
+            result = reconstruct(frames, work, opts, log=lambda m, level="info": print("   ", m, flush=True),
+                                 in_between=in_between)
     except StageError as e:
         return {"run": label, "registered": f"0/{len(list_images(frames))}", "fraction": 0.0,
                 "sfm_wall_s": time.monotonic() - wall, "sfm_cpu_s": cpu_seconds() - cpu,
@@ -253,20 +273,24 @@ def main() -> None:
             print(f"{name}: {source} absent, skipped")
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            frames, truth = prepare(name, args.data, Path(tmp), args.size, args.frames)
+            frames, truth, others = prepare(name, args.data, Path(tmp), args.size, args.frames)
             w, h = check_frames(frames)[1]
             for label, changes, where in recipes:
                 opts = None
                 backdrop = False
+                lend = None
                 if changes is not None:
                     changes = dict(changes)
                     backdrop = bool(changes.pop("backdrop_mask", False))
                     focal = changes.pop("focal_length_px", 0.0)
                     if focal == "truth":  # the set's known intrinsics as the prior
                         focal = float(np.nanmean(truth.focal)) if truth.focal is not None else 0.0
-                    opts = options(dataclasses.replace(Params(), **changes), focal, device=where)
+                    params = dataclasses.replace(Params(), **changes)
+                    opts = options(params, focal, device=where)
+                    if params.bridge_frames and others.count > len(others.positions):
+                        lend = dataclasses.replace(others, budget=params.bridge_frames)
                 row = measure(label, frames, Path(tmp) / label.replace(":", "-"), opts, truth,
-                              sift_device(where), backdrop)
+                              sift_device(where), backdrop, lend)
                 row.update(set=name, frame_size=f"{w}×{h}", device=where)
                 rows.append(row)
                 print(name, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},

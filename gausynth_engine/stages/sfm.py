@@ -10,6 +10,7 @@ from .._params import param
 from .._stage import Stage, StageContext, StageError
 
 if TYPE_CHECKING:
+    from ..sfm.bridges import InBetween
     from ..sfm.reconstruct import SfmOptions
 
 PREVIEW = "colmap"
@@ -59,6 +60,9 @@ class Params:
                                 "frames (the fixed backdrop of a turntable capture).")
     retry: bool = param(True, "When frames are left out: match them against frames all around "
                         "the object and map again, from a strict then a relaxed start.")
+    bridge_frames: int = param(100, "When frames are left out: how many of the input's frames "
+                               "between the sampled ones may join SfM to link them (they help "
+                               "posing only and leave the model); 0 = none.", min=0, max=5000)
 
 
 def options(p: Params, focal_length_px: float = 0.0, masks: Path | None = None,
@@ -103,6 +107,29 @@ def known_focal(ctx: StageContext, frame_size: tuple[int, int]) -> tuple[float, 
     return focal * scale_to_frames(input_size, frame_size, square), why
 
 
+def in_between(ctx: StageContext, frame_size: tuple[int, int]) -> InBetween | None:
+    """Gives the input's frames that preprocess did not sample, read at the SfM frames' size,
+    or None when it sampled every frame (or the preset lends none)."""
+    from .._media import probe_input, read_frames
+    from .._plan import read_manifest
+    from ..framing import resize
+    from ..sfm.bridges import InBetween
+
+    p: Params = ctx.params
+    pre = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    positions, count = pre.get("source_indices") or [], int(pre.get("input_frames") or 0)
+    if p.bridge_frames == 0 or not positions or count <= len(positions):
+        return None
+    source = ctx.preset.input_path
+
+    def read(indices: list[int]) -> list:
+        info = probe_input(source)
+        frames = {i: resize(image[..., :3], *frame_size) for i, image in read_frames(info, indices)}
+        return [frames[i] for i in indices]
+
+    return InBetween(tuple(positions), count, read, budget=p.bridge_frames)
+
+
 def run(ctx: StageContext) -> None:
     import shutil
     import time
@@ -131,7 +158,7 @@ def run(ctx: StageContext) -> None:
         ctx.log(f"static backdrop: {masked:.0%} of each frame kept free of features")
     result = reconstruct(frames, ctx.out.colmap_distorted,
                          options(p, focal, masks, ctx.preset.run.device), progress=progress,
-                         log=ctx.log)
+                         log=ctx.log, in_between=in_between(ctx, size))
     shutil.rmtree(work_masks, ignore_errors=True)
     stats = result.stats()
     registered = {im.name for im in result.reconstruction.images.values() if im.has_pose}
@@ -140,6 +167,7 @@ def run(ctx: StageContext) -> None:
     ctx.record(**stats, attempts=result.attempts, unregistered=missing,
                camera_model=p.camera_model, mapper_used=result.mapper, sift_device=result.device,
                focal_length_px=round(float(camera.mean_focal_length()), 3),
+               bridge_frames=max((a.get("bridge_frames", 0) for a in result.attempts), default=0),
                focal_prior_px=round(focal, 3) if focal else None, focal_prior_from=focal_from or None)
     for name in ("registered", "registered_fraction", "points3d", "mean_reprojection_error_px", "mean_track_length"):
         ctx.metric(name, stats[name])
@@ -167,6 +195,6 @@ STAGE = Stage(
     section="sfm",
     after=("preprocess",),
     outputs=("colmap", "new_videos/colmap.mp4"),
-    version=2,
+    version=3,
     run=run,
 )

@@ -391,3 +391,75 @@ def test_cuda_sift_poses_the_sample_like_the_cpu(sample_frames, tmp_path: Path) 
     frames = _write(tmp_path / "frames", sample_frames[::2])
     result = reconstruct(frames, tmp_path / "cuda", SfmOptions(device="cuda"))
     assert result.device == "cuda" and result.registered == 12
+
+
+def _two_rings(shared_data: Path, folder: Path) -> Path:
+    """The first two 360° rings of plush-dog (photos 0–41, ~18° apart), as an input folder."""
+    folder.mkdir()
+    for photo in sorted((shared_data / "plush-dog" / "images").iterdir())[:42]:
+        (folder / photo.name).symlink_to(photo)
+    return folder
+
+
+def test_a_sparse_sampling_of_a_turntable_borrows_the_frames_between(shared_data: Path,
+                                                                    engine_run, tmp_path: Path) -> None:
+    """8 of 42 photos of a soft toy are ~80° apart: no two neighbours share a verified match, so
+    SfM on them alone poses none. The 34 photos between them join SfM to link them and leave
+    the model: the run's colmap/ holds the 8 sampled frames, posed, with the true focal length."""
+    import pycolmap
+
+    from gausynth_engine import read_manifest
+
+    photos = _two_rings(shared_data, tmp_path / "rings")
+    sets = {**SFM_SETS, "preprocess.num_frames": 8, "preprocess.colmap_size": 480}
+    status, layout, events = engine_run(small_overrides(photos, **sets), until="sfm")
+    assert status == "done", [e.error for e in events if isinstance(e, StageFailed)]
+    record = read_manifest(layout, "sfm")["record"]
+    assert record["registered"] == record["total"] == 8 and record["bridge_frames"] == 34
+    frames = sorted(p.name for p in layout.filtered_frames_colmap.iterdir())
+    assert sorted(p.name for p in layout.colmap_images.iterdir()) == frames
+    model = pycolmap.Reconstruction(layout.colmap_sparse)
+    assert sorted(im.name for im in model.images.values()) == frames
+    assert model.num_points3D() > 200
+    assert all(el.image_id in model.images for p in model.points3D.values() for el in p.track.elements)
+    # The photographer's calibration: fx 2757.5 px at 1500 px wide → 882 px at 480 (SfM starts
+    # from 1.2 × 480 = 576 px; measured 929–948 px from these 8 frames and their 34 bridges).
+    assert record["focal_length_px"] == pytest.approx(882.4, rel=0.1)
+
+    alone = {**sets, "run.directory": "alone", "sfm.bridge_frames": 0}
+    status, _, events = engine_run(small_overrides(photos, **alone), until="sfm")
+    assert status == "failed"
+
+
+def test_the_frames_borrowed_are_those_between_the_sampled_ones_spread_evenly() -> None:
+    from gausynth_engine.sfm.bridges import InBetween
+
+    def frames(indices: list[int]) -> list:
+        return []
+
+    sampled = (0, 4, 8)
+    assert InBetween(sampled, 12, frames).choose() == [1, 2, 3, 5, 6, 7, 9, 10, 11]
+    few = InBetween(sampled, 12, frames, budget=3).choose()
+    assert few == [1, 5, 9]  # one in each gap, the wrap-around's included
+
+
+def test_weak_pairs_matched_again_pose_the_rings_before_any_costlier_retry(shared_data: Path,
+                                                                          tmp_path: Path) -> None:
+    """Two rings of plush-dog (42 photos at 640 px): plain matching of the loop leaves most
+    frames in fragments; matching only the weakly verified pairs again (guided) joins them all,
+    so the costly retry (every left-out frame against frames all around) never runs."""
+    from gausynth_engine._media import probe_input, read_frames
+    from gausynth_engine.framing import resize
+    from gausynth_engine.sfm.reconstruct import SfmOptions, reconstruct
+
+    info = probe_input(_two_rings(shared_data, tmp_path / "rings"))
+    frames = _write(tmp_path / "frames", [resize(image[..., :3], 640, 427)
+                                          for _, image in read_frames(info, range(42))])
+    result = reconstruct(frames, tmp_path / "work", SfmOptions())
+    assert result.registered == 42
+    tried = [(a["mapper"], a["registered"], a["guided_pairs"]) for a in result.attempts]
+    assert tried[0][0] == "incremental" and tried[0][1] < 30, tried
+    # Only the weak pairs' retry ran (from COLMAP's strict start, then a relaxed one if needed).
+    assert all(label.startswith("incremental (weak pairs again") for label, _, _ in tried[1:]), tried
+    kept = next(a for a in result.attempts if a["kept"])
+    assert 0 < kept["guided_pairs"] < 100
