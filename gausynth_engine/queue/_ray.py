@@ -57,7 +57,7 @@ def ray_placement(address: str, preset: Preset) -> PlaceStage:
     """Gives the placement hook that sends every stage's worker to the cluster."""
     import contextlib
 
-    from ._client import wants_gpu
+    from ._gpus import wants_gpu
 
     @contextlib.asynccontextmanager
     async def place(step: StagePlan):
