@@ -248,7 +248,7 @@ def write_section(ctx: StageContext, section: str, data: dict[str, Any]) -> None
 
     The merged file is written into the stage's staging folder and renamed in with its outputs.
     """
-    from ._plan import write_json_atomic
+    from ._manifest import write_json_atomic
 
     try:
         merged = json.loads(ctx.layout.metrics.read_text(encoding="utf-8"))

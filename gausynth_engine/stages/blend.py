@@ -37,7 +37,7 @@ class Params:
 
 def preview_fps(layout: RunLayout, frames: int) -> float:
     """Gives the preview frame rate that keeps the clip's duration (as preprocess's preview does)."""
-    from .._plan import read_manifest
+    from .._manifest import read_manifest
 
     record = (read_manifest(layout, "preprocess") or {}).get("record", {})
     fps, total = record.get("fps"), record.get("input_frames")
@@ -73,8 +73,8 @@ def run(ctx: StageContext) -> None:
     import numpy as np
 
     from .. import metrics2d
+    from .._manifest import read_manifest
     from .._media import read_image, write_image
-    from .._plan import read_manifest
     from ..cutout import fill_silhouette, on_white, rgba
     from ..framing import box_of, cut_square
     from .mask import choose_method

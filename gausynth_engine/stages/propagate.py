@@ -73,8 +73,8 @@ def video_fps(preprocess_record: dict | None, frame_count: int) -> float:
 
 
 def run(ctx: StageContext) -> None:
+    from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image, write_video
-    from .._plan import read_manifest
     from ..propagation import propagate
     from ..propagation.sequence import check_inputs
 

@@ -224,7 +224,7 @@ def generate(pipe: Any, sheet: np.ndarray, p: Params, sources: PipelineSources, 
 # --- the stage --------------------------------------------------------------------------------
 def sheet_record(layout: RunLayout) -> dict[str, Any]:
     """Gives what the sheet stage recorded (grid, tile_size, key_frame_files), or StageError."""
-    from .._plan import read_manifest
+    from .._manifest import read_manifest
 
     manifest = read_manifest(layout, "sheet")
     if manifest is None:
@@ -242,8 +242,8 @@ def cut_tiles(sheet: np.ndarray, grid: int, tile_size: int) -> list[np.ndarray]:
 def run(ctx: StageContext) -> None:
     import numpy as np
 
+    from .._manifest import read_choices
     from .._media import read_image, write_image
-    from .._plan import read_choices
 
     p: Params = ctx.params
     rec = sheet_record(ctx.layout)
@@ -298,7 +298,7 @@ def choose_candidate(layout: RunLayout, k: int) -> Path:
     Gives the key-frame folder. Only what is downstream of reimagine reruns afterwards: the
     planner puts the choice into their fingerprints. Raises StageError for an unknown k.
     """
-    from .._plan import read_choices, read_manifest, write_json_atomic
+    from .._manifest import read_choices, read_manifest, write_json_atomic
 
     manifest = read_manifest(layout, "reimagine")
     if manifest is None:
@@ -324,7 +324,7 @@ def choose_candidate(layout: RunLayout, k: int) -> Path:
     else:
         choices["reimagine"] = k
     write_json_atomic(layout.choices, choices)
-    from .._plan import refresh_files
+    from .._manifest import refresh_files
 
     refresh_files(layout, "reimagine")  # the rewritten key frames are the stage's own now
     return layout.key_frames

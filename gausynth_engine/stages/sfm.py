@@ -78,8 +78,8 @@ def options(p: Params, focal_length_px: float = 0.0, masks: Path | None = None,
 
 def known_focal(ctx: StageContext, frame_size: tuple[int, int]) -> tuple[float, str]:
     """Gives (focal length in the SfM frames' pixels, where it came from), (0, "") if unknown."""
+    from .._manifest import read_manifest
     from .._media import list_images
-    from .._plan import read_manifest
     from ..sfm.intrinsics import exif_focal_px, scale_to_frames
 
     p: Params = ctx.params

@@ -76,8 +76,8 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
     or None when every square covers its whole frame)."""
     import numpy as np
 
+    from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image
-    from .._plan import read_manifest
     from ..framing import box_of, place_square
 
     record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
@@ -100,7 +100,7 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
 
 def training_key(ctx: StageContext) -> str:
     """Gives what identifies one training: stage, version, settings, upstream fingerprints."""
-    from .._plan import read_manifest
+    from .._manifest import read_manifest
 
     upstream = {up: (read_manifest(ctx.layout, up) or {}).get("fingerprint", "")
                 for up in ctx.stage.after}
@@ -126,7 +126,7 @@ def work_folder(ctx: StageContext, variant: str, key: str) -> tuple[Path, dict[s
 
 def video_fps(ctx: StageContext) -> float:
     """Gives the frame rate at which the renders last as long as the input clip did."""
-    from .._plan import read_manifest
+    from .._manifest import read_manifest
 
     record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
     try:

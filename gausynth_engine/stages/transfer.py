@@ -61,7 +61,7 @@ def sd_box(record: dict[str, Any], name: str, size: tuple[int, int]) -> tuple[fl
 
 def original_ply(layout: RunLayout) -> Path:
     """Gives the PLY of the finished original 3DGS, refusing one that is missing or stale."""
-    from .._plan import read_manifest
+    from .._manifest import read_manifest
 
     manifest = read_manifest(layout, "splat_orig")
     if manifest is None:
@@ -148,8 +148,8 @@ def load_key_tiles(layout: RunLayout, expected: list[str], tile_size: int | None
 def run(ctx: StageContext) -> None:
     import numpy as np
 
+    from .._manifest import read_manifest
     from .._media import read_image, write_image, write_video
-    from .._plan import read_manifest
     from ..splatting.rasterize import pick_backend
     from ..transfer3d import KeyView, alpha_mismatch, carry, key_to_camera, load_gaussians, object_mask
 

@@ -30,8 +30,8 @@ class Params:
 
 def run(ctx: StageContext) -> None:
     from .. import metrics2d, superres
+    from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image
-    from .._plan import read_manifest
     from ..cutout import on_white
     from ..framing import box_of, cut_square
     from .blend import preview_fps, write_preview

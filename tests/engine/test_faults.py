@@ -581,8 +581,8 @@ def test_the_plan_is_made_under_the_lock(tmp_path, clip, finished, capsys):
 
 # --- retention and stale staging --------------------------------------------------------------------------
 def test_old_trainings_are_pruned_but_never_the_one_in_use(tmp_path):
+    from gausynth_engine._manifest import write_json_atomic
     from gausynth_engine._orchestrator import prune_trainings
-    from gausynth_engine._plan import write_json_atomic
 
     layout = RunLayout(tmp_path / "run")
     names = [f"reim_1000-2026010{i}-000000" for i in range(1, 7)] + ["orig_1000-20260101-000000",

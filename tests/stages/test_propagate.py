@@ -124,8 +124,8 @@ def test_the_stage_writes_every_frame_and_the_preview_video(sample_video, engine
     from conftest import small_overrides
 
     from gausynth_engine._layout import RunLayout
+    from gausynth_engine._manifest import read_manifest
     from gausynth_engine._media import list_images, probe_input, read_image, write_image
-    from gausynth_engine._plan import read_manifest
     from gausynth_engine._preset import load_preset
     from gausynth_engine._stage import StageContext
     from gausynth_engine.stages import BY_ID
