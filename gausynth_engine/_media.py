@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._stage import StageError
+from ._errors import StageError
 
 if TYPE_CHECKING:
     import numpy as np

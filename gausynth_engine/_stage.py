@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._errors import StageError
+
 if TYPE_CHECKING:
     from ._layout import RunLayout
     from ._preset import Preset
 
-
-class StageError(RuntimeError):
-    """A failure explained for people: name the file or field, the value, what would work."""
+__all__ = ["Stage", "StageContext", "StageError"]  # StageError lives in _errors (the bottom)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ._console import ConsolePrinter, human_bytes, render_status
-from ._errors import os_error_line
+from ._errors import StageError, os_error_line
 from ._journal import RunView, follow_journal, pid_alive
 from ._layout import OUTPUTS_ROOT_ENV, LayoutError, RunLayout, default_outputs_root
 from ._lock import RunLock, RunLockedError, probe
@@ -19,7 +19,6 @@ from ._plan import PlanError, check_input_count, check_same_input, make_plan
 from ._preset import Preset, PresetError, load_preset, preset_table
 from ._result import result_card
 from ._runs import find_preset, find_run, presets_dir, resolve_paths, run_argv
-from ._stage import StageError
 from .stages import STAGES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_CANCELLED = 0, 1, 2, 3, 130

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._stage import StageError
+from ._errors import StageError
 from .models import offline
 
 FIELD = "blend.model"

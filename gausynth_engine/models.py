@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._stage import StageError
+from ._errors import StageError
 
 if TYPE_CHECKING:
     from ._preset import Preset

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._stage import StageError
+from ._errors import StageError
 
 FIELD = "upscale.model"
 

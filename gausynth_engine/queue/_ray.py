@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._errors import StageError
 from .._orchestrator import Placement, PlaceStage
 from .._plan import StagePlan
 from .._preset import Preset
-from .._stage import StageError
 
 
 def check_ray() -> None:
