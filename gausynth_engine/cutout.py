@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import StageError
-from .models import offline
+from .model_refs import offline
 
 FIELD = "blend.model"
 # rembg sessions that do not take a single model file we can look for (prompted, remote, custom).

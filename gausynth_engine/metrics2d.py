@@ -117,7 +117,7 @@ def _as_tensor(out: Any) -> Any:
 def clip_scorer(ref: str, prompt: str, device: str,
                 log: Callable[[str], None]) -> ClipScorer | None:
     """Gives a CLIP scorer for `prompt` from a local folder or the HF cache, or None (said why)."""
-    from .models import source_kind
+    from .model_refs import source_kind
 
     if source_kind(ref) == "folder" and not os.path.isdir(os.path.expanduser(ref)):
         log(f"CLIP score skipped: blend.clip_model = {ref!r} is not a folder on this machine")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .._layout import RunLayout
     from .._preset import Preset
     from ..diffusion import PipelineSources
+    from ..model_refs import ModelRef
 
 CHECKPOINTS = {
     "juggernaut-xl-v9": "RunDiffusion/Juggernaut-XL-v9",
@@ -139,11 +140,11 @@ def pipeline_sources(preset: Preset, log: Callable[[str], None] | None = None,
     Models a zero weight (or stop-at) switches off are not needed, not even present. Missing
     ones are fetched with progress when online, else StageError says how to get them.
     """
-    from .. import models
+    from .. import model_refs
     from ..diffusion import IpAdapterSource, PipelineSources
 
     p: Params = preset.reimagine
-    paths = {ref.key: models.require(ref, log, progress) for ref in models.reimagine_models(preset)}
+    paths = {ref.key: model_refs.require(ref, log, progress) for ref in reimagine_models(preset)}
     ip = None
     if "ip_adapter" in paths:
         ip = IpAdapterSource(paths["ip_adapter"], p.ip_adapter_subfolder, p.ip_adapter_weight_name,
@@ -347,6 +348,39 @@ def preview_edges(preset: Preset, out_path: Path) -> Path:
     edges = sheet_edges(read_image(path)[..., :3], preset.reimagine)
     write_image(Path(out_path), np.repeat(edges[..., None], 3, axis=2))
     return Path(out_path)
+
+
+def reimagine_models(preset: Preset) -> list[ModelRef]:
+    """Gives the models the reimagine stage of `preset` will load (none for guidance set to 0)."""
+    from ..model_refs import (
+        CONTROLNET_FILES,
+        SDXL_CONFIG_FILES,
+        SDXL_CONFIG_REPO,
+        SDXL_PIPELINE_FILES,
+        ModelRef,
+        image_encoder_subfolder,
+        source_kind,
+        subfolder_file,
+    )
+
+    p = preset.reimagine
+    if preset.run.pipeline in ("original", "reimagine-sync"):  # the sync route loads sync_models
+        return []
+    source = CHECKPOINTS.get(p.checkpoint, p.checkpoint)
+    refs = [ModelRef("checkpoint", "SD-XL checkpoint", "reimagine.checkpoint", source, SDXL_PIPELINE_FILES)]
+    if source_kind(source) == "file":
+        refs.append(ModelRef("single_file_config", "SD-XL configs and tokenizers (for a single-file checkpoint)",
+                             "reimagine.checkpoint", SDXL_CONFIG_REPO, SDXL_CONFIG_FILES))
+    if controlnet_on(p):
+        refs.append(ModelRef("controlnet", "canny ControlNet", "reimagine.controlnet_model", p.controlnet_model,
+                             CONTROLNET_FILES))
+    if ip_adapter_on(p):
+        encoder = image_encoder_subfolder(p.ip_adapter_subfolder, p.image_encoder)
+        refs.append(ModelRef("ip_adapter", "IP-Adapter with its image encoder", "reimagine.ip_adapter_model",
+                             p.ip_adapter_model,
+                             (subfolder_file(p.ip_adapter_subfolder, p.ip_adapter_weight_name),
+                              f"{encoder}/config.json", f"{encoder}/model.safetensors")))
+    return refs
 
 
 STAGE = Stage(
