@@ -34,12 +34,10 @@ from . import (
     transfer,
     upscale,
 )
+from ._common import ROUTES_3D
 
 if TYPE_CHECKING:
     from .._preset import Preset
-
-# Routes that hand splat_reim frames made in 3D (`reim3d_frames/`, already undistorted).
-ROUTES_3D = ("reimagine-3d", "reimagine-sync")
 
 # Stages each route leaves out (on top of each stage's own off_when).
 OFF_IN_ROUTE: dict[str, frozenset[str]] = {

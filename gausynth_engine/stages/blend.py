@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..preview_timing import preview_fps
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from .._layout import RunLayout
 
 
 @dataclass(frozen=True)
@@ -33,17 +32,6 @@ class Params:
     clip_model: str = param("openai/clip-vit-base-patch32",
                             "CLIP model for the text–image score of the 2D stages (a Hugging Face "
                             "id or a local folder); skipped when its weights are not on this machine.")
-
-
-def preview_fps(layout: RunLayout, frames: int) -> float:
-    """Gives the preview frame rate that keeps the clip's duration (as preprocess's preview does)."""
-    from .._manifest import read_manifest
-
-    record = (read_manifest(layout, "preprocess") or {}).get("record", {})
-    fps, total = record.get("fps"), record.get("input_frames")
-    if not fps or not total:
-        return 30.0
-    return min(60.0, max(1.0, frames / (total / fps)))
 
 
 def write_preview(ctx: StageContext, name: str, files: list[Path], fps: float) -> None:

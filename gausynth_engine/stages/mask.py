@@ -98,7 +98,7 @@ def run(ctx: StageContext) -> None:
     from .._media import list_images, read_image, write_image, write_video
     from ..cutout import rgba
     from ..masking import find_backdrop, object_mask, orbit_degrees
-    from .blend import preview_fps
+    from ..preview_timing import preview_fps
 
     p: Params = ctx.params
     frames = list_images(ctx.layout.filtered_frames_colmap)

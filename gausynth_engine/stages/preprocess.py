@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..preview_timing import clip_fps
 
 SD_VIDEO = "frames"
 VIDEO_FRAMES = 48  # what num_frames = 0 samples from a video (the reference's count)
@@ -77,8 +78,7 @@ def run(ctx: StageContext) -> None:
         sd_frames.append(sd)
         ctx.progress(n + 1, count, "frames")
     # The preview lasts as long as the clip did.
-    duration = info.frame_count / fps
-    write_video(ctx.out.video(SD_VIDEO), sd_frames, fps=min(60.0, max(1.0, count / duration)))
+    write_video(ctx.out.video(SD_VIDEO), sd_frames, fps=clip_fps(count, info.frame_count, fps, fallback=fps))
     ctx.artifact(ctx.out.video(SD_VIDEO), "video")
     ctx.record(source_indices=indices, input_kind=info.kind, input_frames=info.frame_count,
                input_size=[info.width, info.height], fps=fps, sfm_size=[width, height],

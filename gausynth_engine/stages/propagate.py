@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..preview_timing import record_fps
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
@@ -64,14 +65,6 @@ def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
     return keys
 
 
-def video_fps(preprocess_record: dict | None, frame_count: int) -> float:
-    """Gives the preview rate that makes the video last as long as the input clip did."""
-    if not preprocess_record or not preprocess_record.get("fps") or not preprocess_record.get("input_frames"):
-        return 10.0
-    duration = preprocess_record["input_frames"] / preprocess_record["fps"]
-    return min(60.0, max(1.0, frame_count / duration))
-
-
 def run(ctx: StageContext) -> None:
     from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image, write_video
@@ -103,7 +96,7 @@ def run(ctx: StageContext) -> None:
             yield image
 
     preprocess = (read_manifest(ctx.layout, "preprocess") or {}).get("record")
-    write_video(ctx.out.video(VIDEO), written(), fps=video_fps(preprocess, len(frames)))
+    write_video(ctx.out.video(VIDEO), written(), fps=record_fps(preprocess, len(frames), fallback=10.0))
     ctx.artifact(ctx.out.video(VIDEO), "video")
     inner = {files[t].name: round(share, 4) for t, share in sorted(fallback.items()) if t not in keys}
     if inner:

@@ -61,7 +61,7 @@ def masked(ctx: StageContext) -> bool:
 
 def source_frames(ctx: StageContext, variant: str) -> Path:
     """Gives the folder of frames a variant trains on (SfM-sized, named like the SfM frames)."""
-    from . import ROUTES_3D
+    from ._common import ROUTES_3D
 
     if variant == "reim":
         if ctx.preset.run.pipeline in ROUTES_3D:  # made in 3D, already undistorted
@@ -127,13 +127,10 @@ def work_folder(ctx: StageContext, variant: str, key: str) -> tuple[Path, dict[s
 def video_fps(ctx: StageContext) -> float:
     """Gives the frame rate at which the renders last as long as the input clip did."""
     from .._manifest import read_manifest
+    from ..preview_timing import record_fps
 
     record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
-    try:
-        duration = record["input_frames"] / record["fps"]
-        return min(60.0, max(1.0, len(record["frames"]) / duration))
-    except (KeyError, TypeError, ZeroDivisionError):
-        return 24.0
+    return record_fps(record, len(record["frames"]), fallback=24.0) if "frames" in record else 24.0
 
 
 def train_config(p: Params) -> Any:

@@ -34,7 +34,8 @@ def run(ctx: StageContext) -> None:
     from .._media import list_images, read_image, write_image
     from ..cutout import on_white
     from ..framing import box_of, cut_square
-    from .blend import preview_fps, write_preview
+    from ..preview_timing import preview_fps
+    from .blend import write_preview
 
     p: Params = ctx.params
     if p.overlap >= p.tile // 2:
