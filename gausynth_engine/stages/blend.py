@@ -63,7 +63,7 @@ def run(ctx: StageContext) -> None:
     from .. import metrics2d
     from .._manifest import read_manifest
     from .._media import read_image, write_image
-    from ..cutout import fill_silhouette, on_white, rgba
+    from ..compositing import fill_silhouette, on_white, rgba
     from ..framing import box_of, cut_square
     from .mask import choose_method
 

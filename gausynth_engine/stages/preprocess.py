@@ -41,7 +41,8 @@ def sample_indices(available: int, wanted: int) -> list[int]:
 
 def run(ctx: StageContext) -> None:
     from .._media import frame_name, list_images, probe_input, read_frames, write_image, write_video
-    from ..framing import cut_square, resize, sfm_size, square_box
+    from ..framing import cut_square, sfm_size, square_box
+    from ..resizing import resize
 
     p: Params = ctx.params
     info = probe_input(ctx.preset.input_path)

@@ -38,10 +38,10 @@ def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
     Tiles are named like the frame they restyle; `expected` (the sheet's key indices) must all
     be there when given.
     """
-    import cv2
     import numpy as np
 
     from .._media import list_images, read_image
+    from ..resizing import resize
 
     if not folder.is_dir():
         raise StageError(f"{folder}: no key-frame tiles (the reimagine stage writes them); rerun reimagine")
@@ -53,8 +53,7 @@ def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
                              f"name, {frame_files[0].name} … {frame_files[-1].name}")
         tile = read_image(path)[..., :3]
         if tile.shape[:2] != shape:  # sheets are cut at the diffusion size: bring tiles to the frames'
-            interp = cv2.INTER_AREA if tile.shape[0] > shape[0] else cv2.INTER_LANCZOS4
-            tile = cv2.resize(tile, (shape[1], shape[0]), interpolation=interp)
+            tile = resize(tile, shape[1], shape[0])
         keys[index[path.stem]] = np.ascontiguousarray(tile)
     missing = sorted(set(expected or ()) - set(keys))
     if missing:

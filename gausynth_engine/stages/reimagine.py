@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..resizing import resize_square
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
@@ -113,16 +114,6 @@ def controlnet_on(p: Params) -> bool:
 def ip_adapter_on(p: Params) -> bool:
     """Gives whether the IP-Adapter guides at all (a weight or stop-at of 0 leaves it unloaded)."""
     return p.ip_adapter_weight > 0 and p.ip_adapter_stop > 0
-
-
-def resize_square(image: np.ndarray, side: int) -> np.ndarray:
-    """Gives an RGB image resized to side × side (area when shrinking, Lanczos when growing)."""
-    import cv2
-
-    if image.shape[0] == side and image.shape[1] == side:
-        return image
-    interp = cv2.INTER_AREA if image.shape[0] > side else cv2.INTER_LANCZOS4
-    return cv2.resize(image, (side, side), interpolation=interp)
 
 
 def sheet_edges(sheet: np.ndarray, p: Params) -> np.ndarray:

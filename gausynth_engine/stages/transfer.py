@@ -150,6 +150,7 @@ def run(ctx: StageContext) -> None:
 
     from .._manifest import read_manifest
     from .._media import read_image, write_image, write_video
+    from ..compositing import flatten
     from ..splatting.rasterize import pick_backend
     from ..transfer3d import KeyView, alpha_mismatch, carry, key_to_camera, load_gaussians, object_mask
 
@@ -209,9 +210,7 @@ def run(ctx: StageContext) -> None:
 
     def over_white() -> Any:
         for f in frames:
-            rgba = read_image(f).astype(np.float32)
-            a = rgba[..., 3:4] / 255.0
-            yield (rgba[..., :3] * a + 255.0 * (1 - a) + 0.5).astype(np.uint8)
+            yield flatten(read_image(f))
 
     write_video(ctx.out.video(VIDEO), over_white(), fps=10.0)
     ctx.artifact(ctx.out.video(VIDEO), "video")

@@ -32,7 +32,7 @@ def run(ctx: StageContext) -> None:
     from .. import metrics2d, superres
     from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image
-    from ..cutout import on_white
+    from ..compositing import on_white
     from ..framing import box_of, cut_square
     from ..preview_timing import preview_fps
     from .blend import write_preview
