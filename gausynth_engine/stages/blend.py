@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
-from ..preview_timing import preview_fps
+from ..preview_timing import preview_fps, record_fps  # noqa: F401 (preview_fps: for old imports)
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ def run(ctx: StageContext) -> None:
     import numpy as np
 
     from .. import metrics2d
-    from .._manifest import read_manifest
     from .._media import read_image, write_image
     from ..compositing import fill_silhouette, on_white, rgba
     from ..framing import box_of, cut_square
@@ -77,7 +76,7 @@ def run(ctx: StageContext) -> None:
         session = MaskSession(p.model, ctx.device, ctx.log)  # one session for every frame
     else:
         ctx.log(f"the reimagined frames keep the original silhouette ({why})")
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    record = ctx.upstream("preprocess").record
     prompt = ctx.preset.reimagine.prompt
     scores, skipped = metrics2d.learned_scorers(ctx, p.clip_model, prompt)
     resized_note = False
@@ -122,7 +121,7 @@ def run(ctx: StageContext) -> None:
         ctx.progress(n + 1, len(names), "frames")
     ctx.record(model=p.model if session is not None else None,
                providers=session.providers if session is not None else [], frames=names)
-    fps = preview_fps(ctx.layout, len(names))
+    fps = record_fps(record, len(names), fallback=30.0)
     write_preview(ctx, "blend_transparent", [ctx.out.blend_transparent / n for n in names], fps)
     metrics2d.publish(ctx, "blend", scores, skipped)
 
@@ -131,6 +130,7 @@ STAGE = Stage(
     id="blend",
     title="Cut out and blend",
     section="blend",
+    params=Params,
     after=("preprocess", "propagate", "mask"),
     outputs=("ebsynth_transparent", "blend_transparent", "new_videos/blend_transparent.mp4",
              "metrics.json"),

@@ -172,6 +172,7 @@ STAGE = Stage(
     id="mask",
     title="Object masks",
     section="mask",
+    params=Params,
     after=("preprocess", "sfm"),
     outputs=("orig_transparent", f"new_videos/{PREVIEW}.mp4"),
     version=1,

@@ -90,6 +90,7 @@ STAGE = Stage(
     id="preprocess",
     title="Extract frames",
     section="preprocess",
+    params=Params,
     after=(),
     outputs=("filtered_frames_sd", "filtered_frames_colmap", f"new_videos/{SD_VIDEO}.mp4"),
     version=2,

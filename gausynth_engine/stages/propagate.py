@@ -65,7 +65,6 @@ def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
 
 
 def run(ctx: StageContext) -> None:
-    from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image, write_video
     from ..propagation import propagate
     from ..propagation.sequence import check_inputs
@@ -75,7 +74,7 @@ def run(ctx: StageContext) -> None:
     if not files:
         raise StageError(f"{ctx.layout.filtered_frames_sd}: no frames; rerun preprocess")
     frames = [read_image(f)[..., :3] for f in files]
-    sheet = (read_manifest(ctx.layout, "sheet") or {}).get("record", {})
+    sheet = ctx.upstream("sheet").record
     keys = load_keys(ctx.layout.key_frames, files, frames[0].shape[:2], sheet.get("key_frames"))
     try:
         check_inputs(frames, keys, p.flow)
@@ -94,7 +93,7 @@ def run(ctx: StageContext) -> None:
             ctx.progress(n + 1, len(frames), "frames")
             yield image
 
-    preprocess = (read_manifest(ctx.layout, "preprocess") or {}).get("record")
+    preprocess = ctx.upstream("preprocess").record
     write_video(ctx.out.video(VIDEO), written(), fps=record_fps(preprocess, len(frames), fallback=10.0))
     ctx.artifact(ctx.out.video(VIDEO), "video")
     inner = {files[t].name: round(share, 4) for t, share in sorted(fallback.items()) if t not in keys}
@@ -116,6 +115,7 @@ STAGE = Stage(
     id="propagate",
     title="Propagate key frames",
     section="propagate",
+    params=Params,
     after=("preprocess", "reimagine"),
     outputs=("ebsynth_all", f"new_videos/{VIDEO}.mp4"),
     version=1,

@@ -214,14 +214,12 @@ def generate(pipe: Any, sheet: np.ndarray, p: Params, sources: PipelineSources, 
 
 
 # --- the stage --------------------------------------------------------------------------------
-def sheet_record(layout: RunLayout) -> dict[str, Any]:
+def sheet_record(ctx: StageContext) -> dict[str, Any]:
     """Gives what the sheet stage recorded (grid, tile_size, key_frame_files), or StageError."""
-    from .._manifest import read_manifest
-
-    manifest = read_manifest(layout, "sheet")
-    if manifest is None:
-        raise StageError(f"{layout.manifest('sheet')}: the sheet stage has not finished in this run")
-    return manifest["record"]
+    sheet = ctx.upstream("sheet")
+    if not sheet.ran:
+        raise StageError(f"{ctx.layout.manifest('sheet')}: the sheet stage has not finished in this run")
+    return sheet.record
 
 
 def cut_tiles(sheet: np.ndarray, grid: int, tile_size: int) -> list[np.ndarray]:
@@ -238,7 +236,7 @@ def run(ctx: StageContext) -> None:
     from .._media import read_image, write_image
 
     p: Params = ctx.params
-    rec = sheet_record(ctx.layout)
+    rec = sheet_record(ctx)
     sheet = read_image(ctx.layout.orig_sheets / "sheet.png")[..., :3]
     sources = pipeline_sources(ctx.preset, ctx.log,
                                lambda done, total, unit: ctx.progress(done, total, f"download {unit}"))
@@ -378,6 +376,7 @@ STAGE = Stage(
     id="reimagine",
     title="Reimagine the sheet",
     section="reimagine",
+    params=Params,
     after=("sheet",),
     outputs=("reimagine_sheets",),
     version=1,

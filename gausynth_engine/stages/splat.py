@@ -236,11 +236,13 @@ STAGE_REIM = Stage(
     id="splat_reim",
     title="3DGS (reimagined)",
     section="splat",
+    params=Params,
     after=("sfm", "mask", "upscale", "transfer", "sync"),
     outputs=("gs", "new_videos/gs_reim.mp4"),
     version=2,
     run=run_reim,
     reads=("mask.method",),
+    may_write=("exports",),  # export formats chosen in [export]
     gpu=True,
     off_when=off_without_reimagine,
 )
@@ -249,10 +251,12 @@ STAGE_ORIG = Stage(
     id="splat_orig",
     title="3DGS (original)",
     section="splat",
+    params=Params,
     after=("sfm", "mask"),
     outputs=("gs", "new_videos/gs_orig.mp4"),
     version=2,
     run=run_orig,
     reads=("mask.method",),
+    may_write=("exports",),  # export formats chosen in [export]
     gpu=True,
 )

@@ -412,6 +412,7 @@ STAGE = Stage(
     id="sync",
     title="Reimagine in 3D (synchronised)",
     section="sync",
+    params=Params,
     after=("splat_orig",),
     outputs=("reim3d_frames", "sync"),
     version=1,

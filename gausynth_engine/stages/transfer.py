@@ -224,6 +224,7 @@ STAGE = Stage(
     id="transfer",
     title="Transfer in 3D",
     section="transfer",
+    params=Params,
     after=("preprocess", "sfm", "splat_orig", "reimagine"),
     outputs=("reim3d_frames", f"new_videos/{VIDEO}.mp4"),
     version=1,

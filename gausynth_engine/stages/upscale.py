@@ -30,11 +30,10 @@ class Params:
 
 def run(ctx: StageContext) -> None:
     from .. import metrics2d, superres
-    from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image
     from ..compositing import on_white
     from ..framing import box_of, cut_square
-    from ..preview_timing import preview_fps
+    from ..preview_timing import record_fps
     from .blend import write_preview
 
     p: Params = ctx.params
@@ -44,7 +43,7 @@ def run(ctx: StageContext) -> None:
     files = list_images(ctx.layout.blend_transparent)
     if not files:
         raise StageError(f"{ctx.layout.blend_transparent}: no frames; rerun blend")
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    record = ctx.upstream("preprocess").record
     up = superres.load(p.model, p.scale, ctx.device, ctx.log)
     ctx.log(f"Swin2SR ×{p.scale} ({p.model}) on {ctx.device}; tile {p.tile} px, overlap "
             f"{p.overlap} px, {p.batch} tiles per pass")
@@ -78,7 +77,7 @@ def run(ctx: StageContext) -> None:
         raise
     ctx.record(model=p.model, scale=p.scale, frames=[f.name for f in files])
     write_preview(ctx, SR_VIDEO, [ctx.out.sr_frames / f.name for f in files],
-                  preview_fps(ctx.layout, len(files)))
+                  record_fps(record, len(files), fallback=30.0))
     metrics2d.publish(ctx, "upscale", scores, skipped)
 
 
@@ -86,6 +85,7 @@ STAGE = Stage(
     id="upscale",
     title="Super-resolve",
     section="upscale",
+    params=Params,
     after=("blend",),
     outputs=("sr_frames", f"new_videos/{SR_VIDEO}.mp4", "metrics.json"),
     version=2,
