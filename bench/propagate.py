@@ -26,10 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from forward_only import propagate_forward_only  # bench/ is this script's folder
 
 from gausynth_engine._media import probe_input, read_frames
 from gausynth_engine._sample import SampleSpec, make_sample
-from gausynth_engine.propagation import propagate, propagate_forward_only
+from gausynth_engine.propagation import propagate
 from gausynth_engine.stages.preprocess import make_square, resize, sample_indices
 from gausynth_engine.stages.sheet import key_frame_indices
 

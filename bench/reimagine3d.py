@@ -43,6 +43,8 @@ import torch
 from gausynth_engine.metrics2d import ssim
 from gausynth_engine.transfer3d import Cameras, KeyView, carry, key_to_camera, object_mask
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_scene, a test fixture
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 METHODS_3D = ("reproject", "bake", "hybrid")
@@ -98,9 +100,10 @@ class SetData:
 
 def sample_set(size: int, views: int, points: int, workdir: Path) -> SetData:
     """Gives the generated sample at its true cameras, with its true object masks."""
+    from synthetic_scene import make_true_scene  # tests/ (see the path above)
+
     from gausynth_engine._sample import _intersect
     from gausynth_engine.splatting.dataset import load_scene
-    from gausynth_engine.splatting.synthetic import make_true_scene
 
     sparse, images = make_true_scene(workdir / "sample", views=views, width=size, height=size,
                                      points=points)
@@ -122,8 +125,9 @@ def true_gaussians(data: SetData, count: int, seed: int = 0) -> dict[str, torch.
     """Gives raw Gaussians on the generated sample's true surface (no fitting): `count` points
     ray-cast from the views, round, nearly opaque, coloured by the texture; a clean stand-in
     for the original 3DGS when the transfer alone is under test."""
+    from synthetic_scene import surface_points
+
     from gausynth_engine.splatting.model import knn_mean_distance, rgb_to_sh
-    from gausynth_engine.splatting.synthetic import surface_points
 
     pts, cols = surface_points(data.cams.Ks[0], data.cams.viewmats, data.cams.width,
                                data.cams.height, count, seed)
@@ -280,7 +284,9 @@ def keys_for(data: SetData, key_ids: list[int], styled: np.ndarray) -> list[KeyV
 
 
 def methods_2d(name: str, frames: np.ndarray, keys: dict[int, np.ndarray]) -> list[np.ndarray]:
-    from gausynth_engine.propagation import propagate, propagate_forward_only
+    from forward_only import propagate_forward_only  # bench/, this script's folder
+
+    from gausynth_engine.propagation import propagate
     from gausynth_engine.propagation.colour import ColourTransfer
 
     f = list(frames)

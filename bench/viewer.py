@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # tests/: synthetic_scene
+
+from synthetic_scene import make_true_scene  # noqa: E402
 
 from gausynth_engine.splatting.dataset import load_scene  # noqa: E402
-from gausynth_engine.splatting.synthetic import make_true_scene  # noqa: E402
 from gausynth_engine.splatting.train import TrainConfig, train  # noqa: E402
 
 

@@ -270,7 +270,7 @@ print(json.dumps({"type": "record", **ctx.record_data}), flush=True)
 @pytest.fixture(scope="module")
 def true_scene(sample_video: Path, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("torch")
-    from gausynth_engine.splatting.synthetic import make_true_scene
+    from synthetic_scene import make_true_scene
 
     return make_true_scene(tmp_path_factory.mktemp("scene"), views=12, width=40, height=40,
                            points=500, cameras_json=sample_video.with_suffix(".cameras.json"))
@@ -284,7 +284,7 @@ def train_process(layout: RunLayout) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_kill9_mid_training_resumes_from_the_checkpoint_and_a_damaged_one_is_said(true_scene, tmp_path):
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
+    from synthetic_scene import run_with_true_sfm
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")
     first = train_process(layout)

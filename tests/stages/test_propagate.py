@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from gausynth_engine.propagation import propagate, propagate_forward_only, segments
+from gausynth_engine.propagation import propagate, segments
 from gausynth_engine.propagation.sequence import Segment
 from gausynth_engine.stages.sheet import key_frame_indices
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from forward_only import propagate_forward_only  # noqa: E402 (the reference's scheme, a bench baseline)
 
 SIDE = 32
 

@@ -122,12 +122,13 @@ def test_a_key_tile_lands_on_its_sd_box_in_a_wide_frame():
 # --- the stage in a run folder ----------------------------------------------------------------
 def make_run(world: dict, root: Path, method: str = "reproject") -> Path:
     """A run folder as if preprocess, sfm, splat_orig, sheet and reimagine had finished."""
+    from synthetic_scene import run_with_true_sfm
+
     from gausynth_engine._manifest import write_json_atomic
     from gausynth_engine._media import write_image
     from gausynth_engine._plan import make_plan
     from gausynth_engine._preset import parse_preset
     from gausynth_engine.splatting.ply import write_ply
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
 
     tmp = world["tmp"]
     scene = (tmp / "sample" / "sparse" / "0", tmp / "sample" / "images")
