@@ -341,28 +341,21 @@ def preview_edges(preset: Preset, out_path: Path) -> Path:
 
 def reimagine_models(preset: Preset) -> list[ModelRef]:
     """Gives the models the reimagine stage of `preset` will load (none for guidance set to 0)."""
-    from ..model_refs import (
-        CONTROLNET_FILES,
-        SDXL_CONFIG_FILES,
-        SDXL_CONFIG_REPO,
-        SDXL_PIPELINE_FILES,
-        ModelRef,
-        image_encoder_subfolder,
-        source_kind,
-        subfolder_file,
-    )
+    from .. import model_refs
+    from ..model_refs import ModelRef, image_encoder_subfolder, source_kind, subfolder_file
 
     p = preset.reimagine
     if preset.run.pipeline in ("original", "reimagine-sync"):  # the sync route loads sync_models
         return []
     source = CHECKPOINTS.get(p.checkpoint, p.checkpoint)
-    refs = [ModelRef("checkpoint", "SD-XL checkpoint", "reimagine.checkpoint", source, SDXL_PIPELINE_FILES)]
+    refs = [ModelRef("checkpoint", "SD-XL checkpoint", "reimagine.checkpoint", source,
+                     model_refs.SDXL_PIPELINE_FILES)]
     if source_kind(source) == "file":
         refs.append(ModelRef("single_file_config", "SD-XL configs and tokenizers (for a single-file checkpoint)",
-                             "reimagine.checkpoint", SDXL_CONFIG_REPO, SDXL_CONFIG_FILES))
+                             "reimagine.checkpoint", model_refs.SDXL_CONFIG_REPO, model_refs.SDXL_CONFIG_FILES))
     if controlnet_on(p):
         refs.append(ModelRef("controlnet", "canny ControlNet", "reimagine.controlnet_model", p.controlnet_model,
-                             CONTROLNET_FILES))
+                             model_refs.CONTROLNET_FILES))
     if ip_adapter_on(p):
         encoder = image_encoder_subfolder(p.ip_adapter_subfolder, p.image_encoder)
         refs.append(ModelRef("ip_adapter", "IP-Adapter with its image encoder", "reimagine.ip_adapter_model",

@@ -369,18 +369,8 @@ def write_frames(folder: Path, geom: Any, colours: Any, frames: FrameCameras, ba
 
 def sync_models(preset: Preset) -> list[ModelRef]:
     """Gives the models the sync stage of `preset` loads (none off the synchronised route)."""
-    from ..model_refs import (
-        CONTROLNET_FILES,
-        SD15_CONFIG_FILES,
-        SD15_PIPELINE_FILES,
-        SDXL_CONFIG_FILES,
-        SDXL_CONFIG_REPO,
-        SDXL_PIPELINE_FILES,
-        ModelRef,
-        image_encoder_subfolder,
-        source_kind,
-        subfolder_file,
-    )
+    from .. import model_refs
+    from ..model_refs import ModelRef, image_encoder_subfolder, source_kind, subfolder_file
 
     if preset.run.pipeline != ROUTE:
         return []
@@ -389,15 +379,16 @@ def sync_models(preset: Preset) -> list[ModelRef]:
     field = "sync.checkpoint" if p.checkpoint or p.family == "sd15" else "reimagine.checkpoint"
     sd15 = p.family == "sd15"
     name = "SD 1.5 checkpoint" if sd15 else "SD-XL checkpoint"
-    refs = [ModelRef("checkpoint", name, field, source, SD15_PIPELINE_FILES if sd15 else SDXL_PIPELINE_FILES)]
+    pipeline_files = model_refs.SD15_PIPELINE_FILES if sd15 else model_refs.SDXL_PIPELINE_FILES
+    refs = [ModelRef("checkpoint", name, field, source, pipeline_files)]
     if source_kind(source) == "file":
         refs.append(ModelRef("single_file_config", f"{name[:-11]} configs and tokenizers (for a single-file "
-                             "checkpoint)", field, SD15_CHECKPOINT if sd15 else SDXL_CONFIG_REPO,
-                             SD15_CONFIG_FILES if sd15 else SDXL_CONFIG_FILES))
+                             "checkpoint)", field, SD15_CHECKPOINT if sd15 else model_refs.SDXL_CONFIG_REPO,
+                             model_refs.SD15_CONFIG_FILES if sd15 else model_refs.SDXL_CONFIG_FILES))
     controlnet = controlnet_source(p)
     if controlnet:
         refs.append(ModelRef("controlnet", f"{p.control} ControlNet", "sync.controlnet_model", controlnet,
-                             CONTROLNET_FILES))
+                             model_refs.CONTROLNET_FILES))
     files = ip_adapter_files(preset)
     if files:
         sub, weight, encoder = files
