@@ -43,7 +43,8 @@ import torch
 from gausynth_engine.metrics2d import ssim
 from gausynth_engine.transfer3d import Cameras, KeyView, carry, key_to_camera, object_mask
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_scene, a test fixture
+# bench/ (forward_only, the baseline) and tests/ (synthetic_scene, a fixture), also when imported as bench.*
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
