@@ -76,11 +76,10 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
     or None when every square covers its whole frame)."""
     import numpy as np
 
-    from .._manifest import read_manifest
     from .._media import list_images, read_image, write_image
     from ..framing import box_of, place_square
 
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    record = ctx.upstream("preprocess").record
     placed, valid_dir = work / "placed", work / "valid"
     partial = False
     for f in list_images(ctx.layout.sr_frames):
@@ -100,10 +99,8 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
 
 def training_key(ctx: StageContext) -> str:
     """Gives what identifies one training: stage, version, settings, upstream fingerprints."""
-    from .._manifest import read_manifest
 
-    upstream = {up: (read_manifest(ctx.layout, up) or {}).get("fingerprint", "")
-                for up in ctx.stage.after}
+    upstream = {up: ctx.upstream(up).fingerprint for up in ctx.stage.after}
     return json.dumps({"stage": ctx.stage.id, "version": ctx.stage.version, "device": ctx.device,
                        "params": dataclasses.asdict(ctx.params), "inputs": upstream},
                       sort_keys=True, default=list)
@@ -126,10 +123,9 @@ def work_folder(ctx: StageContext, variant: str, key: str) -> tuple[Path, dict[s
 
 def video_fps(ctx: StageContext) -> float:
     """Gives the frame rate at which the renders last as long as the input clip did."""
-    from .._manifest import read_manifest
     from ..preview_timing import record_fps
 
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    record = ctx.upstream("preprocess").record
     return record_fps(record, len(record["frames"]), fallback=24.0) if "frames" in record else 24.0
 
 

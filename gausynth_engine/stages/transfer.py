@@ -148,7 +148,6 @@ def load_key_tiles(layout: RunLayout, expected: list[str], tile_size: int | None
 def run(ctx: StageContext) -> None:
     import numpy as np
 
-    from .._manifest import read_manifest
     from .._media import read_image, write_image, write_video
     from ..compositing import flatten
     from ..splatting.rasterize import pick_backend
@@ -157,12 +156,12 @@ def run(ctx: StageContext) -> None:
     p: Params = ctx.params
     ply = original_ply(ctx.layout)
     cams, names, maps = cameras(ctx.layout)
-    sheet = (read_manifest(ctx.layout, "sheet") or {}).get("record", {})
+    sheet = ctx.upstream("sheet").record
     key_files = sheet.get("key_frame_files") or []
     if not key_files:
         raise StageError("sheet manifest: no key frames recorded; rerun sheet and reimagine")
     tiles = load_key_tiles(ctx.layout, key_files, sheet.get("tile_size"))
-    preprocess = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    preprocess = ctx.upstream("preprocess").record
     keys, skipped = [], []
     for name in key_files:
         if name not in maps:
