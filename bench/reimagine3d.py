@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gausynth_engine.metrics2d import ssim
+from gausynth_engine.compositing import over as over_white  # rgb over white through a [H, W] mask
+from gausynth_engine.quality import psnr_of_mse, ssim
 from gausynth_engine.transfer3d import Cameras, KeyView, carry, key_to_camera, object_mask
 
 # bench/ (forward_only, the baseline) and tests/ (synthetic_scene, a fixture), also when imported as bench.*
@@ -249,15 +250,10 @@ def renders(trainer: object, ids: list[int]) -> dict[int, np.ndarray]:
 
 
 # --- scoring ----------------------------------------------------------------------------------------
-def over_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    m = mask[..., None].astype(np.float32)
-    return (rgb.astype(np.float32) * m + 255.0 * (1 - m) + 0.5).astype(np.uint8)
-
-
 def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     inside = mask > 0.5
     mse = np.mean((a[inside].astype(np.float64) - b[inside].astype(np.float64)) ** 2) if inside.any() else 0
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+    return psnr_of_mse(float(mse), 255.0)
 
 
 def scores(out: dict[int, np.ndarray], truth: np.ndarray, masks: np.ndarray, ids: list[int]
