@@ -26,11 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from forward_only import propagate_forward_only  # bench/ is this script's folder
 
 from gausynth_engine._media import probe_input, read_frames
 from gausynth_engine._sample import SampleSpec, make_sample
-from gausynth_engine.propagation import propagate, propagate_forward_only
-from gausynth_engine.stages.preprocess import make_square, resize, sample_indices
+from gausynth_engine.framing import cut_square, square_box
+from gausynth_engine.propagation import propagate
+from gausynth_engine.quality import psnr_of_mse, ssim
+from gausynth_engine.stages.preprocess import sample_indices
 from gausynth_engine.stages.sheet import key_frame_indices
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -64,21 +67,8 @@ def no_flow(frames: list[np.ndarray], keys: dict[int, np.ndarray]) -> list[np.nd
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Gives the mean SSIM (Wang et al. 2004, Gaussian σ = 1.5) over the RGB channels."""
-    import cv2
-
-    x, y = a.astype(np.float64), b.astype(np.float64)
-    blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(s.mean())
+    """Gives the PSNR in dB of two uint8 images, uncapped (MSE floored at 1e-10)."""
+    return psnr_of_mse(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)), 255.0)
 
 
 def score(out: list[np.ndarray], truth: list[np.ndarray], frames: list[int],
@@ -88,7 +78,7 @@ def score(out: list[np.ndarray], truth: list[np.ndarray], frames: list[int],
 
 
 def squares(images: list[np.ndarray], size: int) -> list[np.ndarray]:
-    return [resize(make_square(im[..., :3], "crop"), size) for im in images]
+    return [cut_square(im[..., :3], square_box(im.shape[1], im.shape[0], "crop"), size) for im in images]
 
 
 def load_sets(size: int, frames: int, workdir: Path, only: list[str] | None) -> dict[str, list[np.ndarray]]:

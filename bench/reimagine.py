@@ -72,8 +72,8 @@ def make_sheet(root: Path) -> tuple[Path, object]:
     import numpy as np
 
     from gausynth_engine import RunLayout
+    from gausynth_engine._manifest import write_json_atomic
     from gausynth_engine._media import write_image
-    from gausynth_engine._plan import write_json_atomic
 
     outputs = root / "outputs"
     layout = RunLayout.for_run(outputs, "bench")

@@ -41,8 +41,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gausynth_engine.metrics2d import ssim
+from gausynth_engine.compositing import over as over_white  # rgb over white through a [H, W] mask
+from gausynth_engine.quality import psnr_of_mse, ssim
 from gausynth_engine.transfer3d import Cameras, KeyView, carry, key_to_camera, object_mask
+
+# bench/ (forward_only, the baseline) and tests/ (synthetic_scene, a fixture), also when imported as bench.*
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -101,9 +105,10 @@ class SetData:
 
 def sample_set(size: int, views: int, points: int, workdir: Path) -> SetData:
     """Gives the generated sample at its true cameras, with its true object masks."""
+    from synthetic_scene import make_true_scene  # tests/ (see the path above)
+
     from gausynth_engine._sample import _intersect
     from gausynth_engine.splatting.dataset import load_scene
-    from gausynth_engine.splatting.synthetic import make_true_scene
 
     sparse, images = make_true_scene(workdir / "sample", views=views, width=size, height=size,
                                      points=points)
@@ -125,8 +130,9 @@ def true_gaussians(data: SetData, count: int, seed: int = 0) -> dict[str, torch.
     """Gives raw Gaussians on the generated sample's true surface (no fitting): `count` points
     ray-cast from the views, round, nearly opaque, coloured by the texture; a clean stand-in
     for the original 3DGS when the transfer alone is under test."""
+    from synthetic_scene import surface_points
+
     from gausynth_engine.splatting.model import knn_mean_distance, rgb_to_sh
-    from gausynth_engine.splatting.synthetic import surface_points
 
     pts, cols = surface_points(data.cams.Ks[0], data.cams.viewmats, data.cams.width,
                                data.cams.height, count, seed)
@@ -250,15 +256,10 @@ def renders(trainer: object, ids: list[int]) -> dict[int, np.ndarray]:
 
 
 # --- scoring ----------------------------------------------------------------------------------------
-def over_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    m = mask[..., None].astype(np.float32)
-    return (rgb.astype(np.float32) * m + 255.0 * (1 - m) + 0.5).astype(np.uint8)
-
-
 def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     inside = mask > 0.5
     mse = np.mean((a[inside].astype(np.float64) - b[inside].astype(np.float64)) ** 2) if inside.any() else 0
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+    return psnr_of_mse(float(mse), 255.0)
 
 
 def scores(out: dict[int, np.ndarray], truth: np.ndarray, masks: np.ndarray, ids: list[int]
@@ -286,7 +287,9 @@ def keys_for(data: SetData, key_ids: list[int], styled: np.ndarray) -> list[KeyV
 
 
 def methods_2d(name: str, frames: np.ndarray, keys: dict[int, np.ndarray]) -> list[np.ndarray]:
-    from gausynth_engine.propagation import propagate, propagate_forward_only
+    from forward_only import propagate_forward_only  # bench/, this script's folder
+
+    from gausynth_engine.propagation import propagate
     from gausynth_engine.propagation.colour import ColourTransfer
 
     f = list(frames)

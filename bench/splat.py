@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +29,10 @@ import torch
 from gausynth_engine.splatting.dataset import load_scene
 from gausynth_engine.splatting.metrics import psnr, splat_loss
 from gausynth_engine.splatting.model import init_params, make_optimizers, means_lr
-from gausynth_engine.splatting.synthetic import make_true_scene
 from gausynth_engine.splatting.train import TrainConfig, make_strategy, schedule, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic_scene import make_true_scene  # noqa: E402 (a test fixture: the sample's true scene)
 
 
 def bare_gsplat(scene, config: TrainConfig) -> dict:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests" / "stages")]
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE.parent / "tests" / "stages")]
 
 PROMPT = "a colourful hand-painted ceramic figurine, studio photo, high detail"
 NEGATIVE = "blurry, lowres, deformed, watermark, text"
@@ -95,10 +95,10 @@ def make_world(side: int, views: int, gaussians: int, device: str) -> tuple[Any,
     [V, 3, S, S]) of Gaussians at the generated sample's surface, seen from its orbit."""
     import numpy as np
     import torch
+    from synthetic_scene import surface_points
 
     from gausynth_engine._sample import SampleSpec, orbit_cameras
     from gausynth_engine.splatting.model import init_params
-    from gausynth_engine.splatting.synthetic import surface_points
     from gausynth_engine.synchronise.cameras import select_views
     from gausynth_engine.synchronise.gaussians import (
         Cameras,

@@ -41,7 +41,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # tests/: synthetic_scene
+
+from synthetic_scene import make_true_scene  # noqa: E402
 
 from gausynth_engine.viewer import live  # noqa: E402
 
@@ -269,7 +271,6 @@ def main() -> None:
     if args.tiny:
         args.size, args.views, args.points, args.phase, args.repeats = 24, 8, 500, 4.0, 2
     from gausynth_engine.splatting.dataset import load_scene
-    from gausynth_engine.splatting.synthetic import make_true_scene
     from gausynth_engine.splatting.train import TrainConfig, train
 
     device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"

@@ -106,7 +106,7 @@ def _models() -> Iterator[Check]:
         yield "models", None, "no model-backed stage in this build"
         return
     from ._preset import load_preset
-    from .cli import presets_dir
+    from ._runs import presets_dir
 
     for name in ("default", "quick"):
         missing = missing_models(load_preset(presets_dir() / f"{name}.toml"))

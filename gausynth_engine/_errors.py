@@ -1,4 +1,8 @@
-"""The one place where operating-system errors become one line for people, naming the path."""
+"""Errors for people, at the bottom of the house: `StageError`, and OS errors as one line.
+
+Every library and stage raises `StageError`; this module imports nothing of the engine, so a
+library needs nothing from the stages to report a failure.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ _HINT = {
     errno.EROFS: "; choose a writable outputs root (--outputs-root or GAUSYNTH_OUTPUTS_ROOT)",
     errno.EACCES: "; choose a folder you may write to",
 }
+
+
+class StageError(RuntimeError):
+    """A failure explained for people: name the file or field, the value, what would work."""
 
 
 def os_error_line(e: OSError, doing: str = "") -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._stage import StageError
+from ._errors import StageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,12 +156,9 @@ def frame_name(index: int, count: int, suffix: str = ".png") -> str:
 
 def _opaque(frame: np.ndarray) -> np.ndarray:
     """Gives an RGB frame; RGBA is shown over white, as the cut-outs are meant to be seen."""
-    import numpy as np
+    from .compositing import flatten
 
-    if frame.shape[2] == 3:
-        return frame
-    alpha = frame[..., 3:4].astype(np.float32) / 255.0
-    return (frame[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return flatten(frame)
 
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> int:

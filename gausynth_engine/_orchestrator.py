@@ -34,7 +34,8 @@ from ._events import (
 from ._journal import JournalWriter
 from ._layout import SHARED_FOLDERS, RunLayout
 from ._lock import HOST, ProcessId, RunLock
-from ._plan import Plan, StagePlan, output_files, read_manifest, write_json_atomic
+from ._manifest import output_files, read_manifest, write_json_atomic
+from ._plan import Plan, StagePlan
 from ._preset import Preset
 from ._telemetry import GpuSampler
 

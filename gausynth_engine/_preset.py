@@ -14,18 +14,6 @@ from typing import Any
 from ._layout import RUN_NAME, RUN_NAME_RULE
 from ._params import FieldInfo, coerce, param, section_fields
 from .stages import SECTIONS
-from .stages.blend import Params as BlendParams
-from .stages.export import Params as ExportParams
-from .stages.mask import Params as MaskParams
-from .stages.preprocess import Params as PreprocessParams
-from .stages.propagate import Params as PropagateParams
-from .stages.reimagine import Params as ReimagineParams
-from .stages.sfm import Params as SfmParams
-from .stages.sheet import Params as SheetParams
-from .stages.splat import Params as SplatParams
-from .stages.sync import Params as SyncParams
-from .stages.transfer import Params as TransferParams
-from .stages.upscale import Params as UpscaleParams
 
 
 @dataclass(frozen=True)
@@ -47,23 +35,11 @@ class RunParams:
                                 "in use is never removed).", min=1, max=1000)
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A fully resolved preset: every section, every field typed and in range."""
+ALL_SECTIONS: dict[str, type] = {"run": RunParams, **SECTIONS}
 
-    run: RunParams = RunParams()
-    preprocess: PreprocessParams = PreprocessParams()
-    sheet: SheetParams = SheetParams()
-    reimagine: ReimagineParams = ReimagineParams()
-    propagate: PropagateParams = PropagateParams()
-    mask: MaskParams = MaskParams()
-    transfer: TransferParams = TransferParams()
-    blend: BlendParams = BlendParams()
-    upscale: UpscaleParams = UpscaleParams()
-    sfm: SfmParams = SfmParams()
-    splat: SplatParams = SplatParams()
-    export: ExportParams = ExportParams()
-    sync: SyncParams = SyncParams()
+
+class _PresetMethods:
+    """What every preset can do; the fields come from the stages' declarations (`Preset` below)."""
 
     def section(self, name: str) -> Any:
         return getattr(self, name)
@@ -75,7 +51,7 @@ class Preset:
 
     @property
     def input_path(self) -> Path:
-        return Path(self.run.input)
+        return Path(self.run.input)  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Gives the preset as plain TOML-able data (tuples as lists)."""
@@ -91,7 +67,13 @@ class Preset:
         return tomli_w.dumps(self.to_dict())
 
 
-ALL_SECTIONS: dict[str, type] = {"run": RunParams, **SECTIONS}
+# A fully resolved preset: every section, every field typed and in range. One field per section,
+# `run` first, then the stages' sections (stages/__init__.py: SECTIONS), each defaulting to its
+# dataclass's defaults: a new stage adds its section here by being declared.
+Preset = dataclasses.make_dataclass(
+    "Preset", [(name, cls, dataclasses.field(default=cls())) for name, cls in ALL_SECTIONS.items()],
+    bases=(_PresetMethods,), frozen=True, namespace={"__module__": __name__})
+Preset.__doc__ = "A fully resolved preset: every section, every field typed and in range."
 
 
 def schema() -> list[FieldInfo]:

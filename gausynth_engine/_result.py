@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ._journal import RunView
 from ._layout import RunLayout
-from ._plan import read_manifest
+from ._manifest import read_manifest
 
 SPLAT_STAGES = (("splat_reim", "reimagined"), ("splat_orig", "original"))
 

@@ -1,20 +1,24 @@
-"""How a stage declares itself, and what its code sees while it runs (`StageContext`)."""
+"""How a stage declares itself, and what its code sees while it runs (`StageContext`).
+
+A stage reads what its upstream stages left through `ctx.upstream(id)` (an `Upstream` record
+from the stage's manifest), never through the planner.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ._errors import StageError
 
 if TYPE_CHECKING:
     from ._layout import RunLayout
     from ._preset import Preset
 
-
-class StageError(RuntimeError):
-    """A failure explained for people: name the file or field, the value, what would work."""
+__all__ = ["Stage", "StageContext", "StageError", "Upstream"]  # StageError lives in _errors (the bottom)
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,14 @@ class Stage:
     title: str
     section: str  # the preset section it reads entirely (shared by the two splat variants)
     after: tuple[str, ...]  # upstream stages whose outputs it reads
-    outputs: tuple[str, ...]  # paths relative to the run folder that it writes
+    outputs: tuple[str, ...]  # paths relative to the run folder that it writes (every one, every run)
     version: int
     run: Callable[[StageContext], None] | None
+    # The dataclass of its preset section (fields made with `param()`): the preset schema is built
+    # from these declarations (stages/__init__.py), so a new stage brings its own section.
+    params: type | None = None
     reads: tuple[str, ...] = ()  # fields of other sections it reads, as "section.field"
+    may_write: tuple[str, ...] = ()  # paths it writes only in some presets (e.g. exports/)
     gpu: bool = False
     # Gives why the stage is off for a preset, or None when it runs.
     off_when: Callable[[Preset], str | None] | None = None
@@ -41,6 +49,23 @@ class Stage:
 
     def off_reason(self, preset: Preset) -> str | None:
         return self.off_when(preset) if self.off_when else None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What a finished upstream stage left: its fingerprint, placed outputs and recorded facts.
+
+    A stage that has not finished (or is off in this route) gives `ran` False and empty fields.
+    """
+
+    id: str
+    fingerprint: str = ""
+    outputs: tuple[str, ...] = ()
+    record: dict[str, Any] = field(default_factory=dict)  # what its ctx.record() said
+
+    @property
+    def ran(self) -> bool:
+        return bool(self.fingerprint)
 
 
 class StageContext:
@@ -52,8 +77,11 @@ class StageContext:
     """
 
     def __init__(self, stage: Stage, preset: Preset, layout: RunLayout, out: RunLayout,
-                 emit: Callable[[dict[str, Any]], None], device: str) -> None:
+                 emit: Callable[[dict[str, Any]], None], device: str,
+                 upstreams: Collection[str] | None = None) -> None:
         self.stage = stage
+        # The stages it may read (its upstreams and theirs); None: not checked (a test's context).
+        self.upstreams = frozenset(upstreams) if upstreams is not None else None
         self.preset = preset
         self.layout = layout
         self.out = out
@@ -66,6 +94,19 @@ class StageContext:
     def params(self) -> Any:
         """The stage's own preset section (a frozen dataclass)."""
         return self.preset.section(self.stage.section)
+
+    def upstream(self, stage_id: str) -> Upstream:
+        """Gives what upstream stage `stage_id` left in the run folder (its manifest's record)."""
+        from ._manifest import read_manifest
+
+        if self.upstreams is not None and stage_id not in self.upstreams:
+            raise StageError(f"stage {self.stage.id} reads {stage_id}, which is not upstream of it "
+                             f"(upstream: {', '.join(sorted(self.upstreams)) or 'none'}); declare it in after=")
+        manifest = read_manifest(self.layout, stage_id) or {}
+        record = manifest.get("record")
+        return Upstream(stage_id, str(manifest.get("fingerprint", "")),
+                        tuple(str(o) for o in manifest.get("outputs", [])),
+                        dict(record) if isinstance(record, dict) else {})
 
     def progress(self, value: float, total: float, unit: str = "", *, force: bool = False) -> None:
         """Reports progress; coalesced to at most ~10 per second except the last one."""
@@ -94,3 +135,31 @@ class StageContext:
             return self.layout.root / Path(path).relative_to(self.out.root)
         except ValueError:
             return Path(path)
+
+
+def check_outputs(stage: Stage, staged: Path) -> None:
+    """Raises StageError when a stage left a declared output unwritten or wrote an undeclared path.
+
+    `staged` is the stage's staging folder. Shared folders (new_videos, gs, exports) are checked
+    entry by entry; empty folders (made by merely naming a layout path) count as nothing written.
+    """
+    from ._layout import SHARED_FOLDERS
+
+    missing = [o for o in stage.outputs if not (staged / o).exists()]
+    if missing:
+        raise StageError(f"stage {stage.id} did not write its declared output {missing[0]} "
+                         f"(declared: {', '.join(stage.outputs)})")
+    written = []
+    for top in sorted(staged.iterdir()) if staged.is_dir() else []:
+        shared = top.name in SHARED_FOLDERS and top.is_dir()
+        written += [p for p in (sorted(top.iterdir()) if shared else [top]) if not _empty_folder(p)]
+    allowed = (*stage.outputs, *stage.may_write)
+    for path in written:
+        rel = path.relative_to(staged).as_posix()
+        if not any(rel == o or rel.startswith(o.rstrip("/") + "/") for o in allowed):
+            raise StageError(f"stage {stage.id} wrote {rel}, which it does not declare (outputs: "
+                             f"{', '.join(allowed)}); declare it in the stage's outputs or may_write")
+
+
+def _empty_folder(path: Path) -> bool:
+    return path.is_dir() and all(_empty_folder(p) for p in path.iterdir())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import subprocess
@@ -12,64 +11,18 @@ import time
 from pathlib import Path
 
 from ._console import ConsolePrinter, human_bytes, render_status
-from ._errors import os_error_line
+from ._errors import StageError, os_error_line
 from ._journal import RunView, follow_journal, pid_alive
-from ._layout import OUTPUTS_ROOT_ENV, LayoutError, RunLayout, default_outputs_root, resolve_outputs_root
+from ._layout import OUTPUTS_ROOT_ENV, LayoutError, RunLayout, default_outputs_root
 from ._lock import RunLock, RunLockedError, probe
 from ._plan import PlanError, check_input_count, check_same_input, make_plan
 from ._preset import Preset, PresetError, load_preset, preset_table
 from ._result import result_card
-from ._stage import StageError
+from ._runs import find_preset, find_run, presets_dir, resolve_paths, run_argv
 from .stages import STAGES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_CANCELLED = 0, 1, 2, 3, 130
 STAGE_IDS = [s.id for s in STAGES]
-
-
-def presets_dir() -> Path:
-    """Gives the bundled presets folder (installed beside the package, or the repo's)."""
-    installed = Path(__file__).parent / "presets"
-    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "presets"
-
-
-def find_preset(name: str) -> Path:
-    """Gives the preset file for a path or a bundled name such as 'quick'."""
-    path = Path(name)
-    if path.exists() or path.suffix == ".toml" or os.sep in name:
-        return path
-    bundled = presets_dir() / f"{name}.toml"
-    if not bundled.exists():
-        from ._preset import Problem
-
-        names = ", ".join(sorted(p.stem for p in presets_dir().glob("*.toml")))
-        raise PresetError([Problem(name, None, "", f"no such preset file or bundled preset; bundled: "
-                                   f"{names} (or give a path to a .toml file)")])
-    return bundled
-
-
-def resolve_paths(preset: Preset, outputs_root: str | None = None) -> Preset:
-    """Gives the preset with run.input and run.outputs_root made absolute (for the snapshot).
-
-    The outputs root is `resolve_outputs_root`'s: `--outputs-root`, else the preset's, else
-    $GAUSYNTH_OUTPUTS_ROOT, else ~/.local/share/gausynth/runs (the app resolves it the same way).
-    """
-    run = preset.run
-    absolute = dataclasses.replace(
-        run, input=str(Path(run.input).absolute()) if run.input else "",
-        outputs_root=str(resolve_outputs_root(outputs_root, run.outputs_root)))
-    return dataclasses.replace(preset, run=absolute)
-
-
-def find_run(ref: str, root: str | None = None) -> RunLayout:
-    """Gives the layout of a run given as a folder path or as a name under the outputs root."""
-    path = Path(ref)
-    if (path / ".gausynth").is_dir():
-        return RunLayout(path.absolute())
-    base = Path(root).absolute() if root else default_outputs_root()
-    candidate = base / ref
-    if (candidate / ".gausynth").is_dir():
-        return RunLayout(candidate.absolute())
-    raise LayoutError(f"{ref}: no run folder here or under {base}/ (a run folder holds .gausynth/)")
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -157,23 +110,6 @@ def _read_from(path: Path, offset: int) -> str:
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-def run_argv(preset: Path | str, sets: list[str] | tuple[str, ...] = (), *, start: str | None = None,
-             until: str | None = None, only: str | None = None, force: bool = False,
-             outputs_root: Path | str | None = None) -> list[str]:
-    """Gives the `run` command line (after the program name) for a preset and its options."""
-    argv = ["run", str(preset)]
-    for s in sets:
-        argv += ["--set", s]
-    if outputs_root:
-        argv += ["--outputs-root", str(Path(outputs_root).absolute())]
-    for flag, value in (("--from", start), ("--until", until), ("--only", only)):
-        if value:
-            argv += [flag, value]
-    if force:
-        argv.append("--force")
-    return argv
 
 
 def _rebuild_run_argv(args: argparse.Namespace) -> list[str]:

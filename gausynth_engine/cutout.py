@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._stage import StageError
-from .models import offline
+from ._errors import StageError
+from .compositing import fill_silhouette, on_white, resize_alpha, rgba  # noqa: F401 (re-exported)
+from .model_refs import offline
 
 FIELD = "blend.model"
 # rembg sessions that do not take a single model file we can look for (prompted, remote, custom).
@@ -252,39 +253,3 @@ def download_model(name: str) -> Path:
     from rembg.sessions import sessions
 
     return Path(sessions[model.session].download_models())
-
-
-# --- compositing (alpha is float [H, W] in [0, 1], images uint8) ----------------------------------
-def resize_alpha(alpha: np.ndarray, side: int) -> np.ndarray:
-    """Gives a square alpha resized to side × side (area when shrinking, linear when growing)."""
-    import cv2
-
-    if alpha.shape == (side, side):
-        return alpha
-    interp = cv2.INTER_AREA if alpha.shape[0] > side else cv2.INTER_LINEAR
-    return np.clip(cv2.resize(alpha, (side, side), interpolation=interp), 0.0, 1.0)
-
-
-def on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Gives RGB uint8 [H, W, 3]: the image over white through `alpha` (rgb·a + 255·(1 − a))."""
-    a = alpha[..., None].astype(np.float32)
-    out = rgb[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Gives RGBA uint8 [H, W, 4]: the image's own colours with `alpha` (straight, not premultiplied)."""
-    a = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-    return np.concatenate([rgb[..., :3], a[..., None]], axis=2)
-
-
-def fill_silhouette(orig: np.ndarray, reim: np.ndarray, orig_alpha: np.ndarray,
-                    reim_alpha: np.ndarray) -> np.ndarray:
-    """Gives RGB uint8 [H, W, 3] over white: the reimagined object inside the original's silhouette.
-
-    Where the reimagined cut-out is empty (its alpha low) the original object shows through, so
-    the outline is always the original's (what SfM's poses were estimated on).
-    """
-    e = reim_alpha[..., None].astype(np.float32)
-    inside = reim[..., :3].astype(np.float32) * e + orig[..., :3].astype(np.float32) * (1.0 - e)
-    return on_white(inside, orig_alpha)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .resizing import resize
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -28,17 +30,6 @@ def square_box(width: int, height: int, how: str) -> Box:
     """Gives the centred square of a width × height frame: inside it ("crop") or around it ("pad")."""
     side = min(width, height) if how == "crop" else max(width, height)
     return (width - side) // 2, (height - side) // 2, side
-
-
-def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Gives the image resized to width × height: area when shrinking, Lanczos when growing."""
-    import cv2
-
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    shrink = image.shape[1] * image.shape[0] > width * height
-    return cv2.resize(image, (width, height),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
 
 
 def cut_square(image: np.ndarray, box: Box, side: int, fill: int = 255) -> np.ndarray:

@@ -8,7 +8,6 @@ machine; otherwise they are skipped and the log says so.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,75 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .quality import PSNR_IDENTICAL, lpips_scorer, psnr, ssim  # noqa: F401 (the measures, re-exported)
+from .resizing import resize_like
+
 if TYPE_CHECKING:
     from ._stage import StageContext
 
 MEANING = ("distance of each stage's frames from the original cut-outs (SSIM 1 / high PSNR / LPIPS 0 "
            "= unchanged); the reimagined frames are meant to differ: not a quality score")
-PSNR_IDENTICAL = 100.0  # dB given for identical images (keeps metrics.json plain JSON)
 CLIP_DEFAULT = "openai/clip-vit-base-patch32"
-
-
-# --- full-reference measures on uint8 RGB [H, W, 3] -----------------------------------------------
-def psnr(ref: np.ndarray, out: np.ndarray) -> float:
-    """Gives the PSNR in dB of `out` against `ref` (uint8, data range 255)."""
-    mse = float(np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2))
-    return PSNR_IDENTICAL if mse == 0 else min(PSNR_IDENTICAL, 10.0 * math.log10(255.0**2 / mse))
-
-
-def ssim(ref: np.ndarray, out: np.ndarray) -> float:
-    """Gives the mean SSIM of `out` against `ref` (Wang et al. 2004: Gaussian σ 1.5, 11 px window),
-    averaged over the colour channels."""
-    import cv2
-
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    x, y = ref.astype(np.float64), out.astype(np.float64)
-
-    def blur(a: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(a, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
-
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    m = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(m.mean())
-
-
-def match_size(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Gives `ref` resized to `out`'s size when they differ (area when shrinking, Lanczos growing)."""
-    import cv2
-
-    if ref.shape[:2] == out.shape[:2]:
-        return ref
-    interp = cv2.INTER_AREA if ref.shape[0] > out.shape[0] else cv2.INTER_LANCZOS4
-    return cv2.resize(ref, (out.shape[1], out.shape[0]), interpolation=interp)
-
-
-# --- optional learned measures ---------------------------------------------------------------------
-def lpips_scorer(device: str, log: Callable[[str], None]) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """Gives an LPIPS (AlexNet) function of two uint8 images, or None (and says why) without weights."""
-    try:
-        import lpips  # noqa: F401
-        import torch
-        import torchvision  # noqa: F401
-    except ImportError as e:
-        log(f"LPIPS skipped: the {e.name} package is not installed")
-        return None
-    ckpt = os.path.join(torch.hub.get_dir(), "checkpoints", "alexnet-owt-7be5be79.pth")
-    if not os.path.isfile(ckpt):
-        log(f"LPIPS skipped: the AlexNet weights are not on this machine ({ckpt})")
-        return None
-    import lpips
-
-    net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
-
-    def score(ref: np.ndarray, out: np.ndarray) -> float:
-        def t(a: np.ndarray) -> Any:
-            return torch.from_numpy(a).permute(2, 0, 1)[None].float().to(device) / 255.0
-
-        with torch.inference_mode():
-            return float(net(t(ref), t(out), normalize=True).item())  # normalize: [0,1] → [-1,1]
-
-    return score
 
 
 @dataclass
@@ -117,7 +56,7 @@ def _as_tensor(out: Any) -> Any:
 def clip_scorer(ref: str, prompt: str, device: str,
                 log: Callable[[str], None]) -> ClipScorer | None:
     """Gives a CLIP scorer for `prompt` from a local folder or the HF cache, or None (said why)."""
-    from .models import source_kind
+    from .model_refs import source_kind
 
     if source_kind(ref) == "folder" and not os.path.isdir(os.path.expanduser(ref)):
         log(f"CLIP score skipped: blend.clip_model = {ref!r} is not a folder on this machine")
@@ -182,7 +121,7 @@ class Scores:
     def measure(self, ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
         """Gives one frame's scores without recording them (safe in worker threads: the stages
         score frames in parallel, then `add` them in frame order)."""
-        ref, out = match_size(ref[..., :3], out[..., :3]), out[..., :3]
+        ref, out = resize_like(ref[..., :3], out), out[..., :3]
         row = {"ssim": round(ssim(ref, out), 5), "psnr": round(psnr(ref, out), 4)}
         if self.lpips is not None:
             row["lpips"] = round(self.lpips(ref, out), 5)
@@ -257,7 +196,7 @@ def write_section(ctx: StageContext, section: str, data: dict[str, Any]) -> None
 
     The merged file is written into the stage's staging folder and renamed in with its outputs.
     """
-    from ._plan import write_json_atomic
+    from ._manifest import write_json_atomic
 
     try:
         merged = json.loads(ctx.layout.metrics.read_text(encoding="utf-8"))

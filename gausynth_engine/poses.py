@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import StageError
 from ._layout import RunLayout
-from ._stage import StageError
 
 UNDISTORTED_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
 

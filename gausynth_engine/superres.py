@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._stage import StageError
+from ._errors import StageError
 
 FIELD = "upscale.model"
 
@@ -40,7 +40,7 @@ def load(ref: str, scale: int, device: str = "cpu",
     import torch
     from transformers import Swin2SRForImageSuperResolution, Swin2SRImageProcessor
 
-    from .models import offline
+    from .model_refs import offline
 
     local_only = os.path.isdir(ref) or offline()
     if not local_only and not _cached(ref):

@@ -20,8 +20,8 @@ from typing import Any
 from ._errors import os_error_line
 from ._layout import RunLayout
 from ._preset import load_preset
-from ._stage import StageContext, StageError
-from .stages import BY_ID
+from ._stage import StageContext, StageError, check_outputs
+from .stages import BY_ID, upstream_of
 
 
 class Channel:
@@ -85,9 +85,10 @@ def run_stage(layout: RunLayout, stage_id: str, channel: Channel) -> int:
             raise StageError(f"stage {stage_id} is not implemented yet ({stage.pending_issue})")
         device = resolve_device(preset.run.device) if stage.gpu else "cpu"
         out = layout.staging_for(stage_id)
-        ctx = StageContext(stage, preset, layout, out, channel.emit, device)
+        ctx = StageContext(stage, preset, layout, out, channel.emit, device, upstreams=upstream_of(stage_id))
         ctx.record(worker_ready=round(time.time(), 3))  # the benches' start-up: spawn → here
         stage.run(ctx)
+        check_outputs(stage, out.root)
     except StageError as e:
         channel.emit({"type": "failed", "error": str(e)})
         print(f"error: {e}", file=sys.stderr)

@@ -20,9 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
-from gausynth_engine._events import RunFinished
-from gausynth_engine._journal import pid_alive
-from gausynth_engine._layout import LayoutError, RunLayout
+from gausynth_engine import LayoutError, RunFinished, RunLayout, pid_alive
 
 from .commands import GauSynthCommands
 from .launch import RunRequest, start_run
@@ -121,7 +119,7 @@ class GauSynthApp(App[int]):
 
     def _say_finished(self, entry) -> None:
         """Notifies the end of a run seen live, with the first lines of its result card."""
-        from gausynth_engine._result import read_card
+        from gausynth_engine import read_card
 
         from .store import display_path
 
@@ -191,7 +189,7 @@ class GauSynthApp(App[int]):
 def make_app(outputs_root: Path | str | None = None, *, attach: Path | str | None = None,
              live: bool = True, **options) -> GauSynthApp:
     """Gives the app over an outputs root, optionally opened on one run (`gausynth attach RUN`)."""
-    from gausynth_engine._layout import default_outputs_root
+    from gausynth_engine import default_outputs_root
 
     root = Path(outputs_root) if outputs_root else default_outputs_root()
     return GauSynthApp(root, attach=Path(attach) if attach else None, live=live,
@@ -208,14 +206,14 @@ def run_app(args: list[str]) -> int:
                         help="the outputs root whose runs are listed")
     parser.add_argument("--no-images", action="store_true", help="describe images instead of drawing them")
     ns = parser.parse_args(args)
-    from gausynth_engine._layout import resolve_outputs_root
+    from gausynth_engine import resolve_outputs_root
 
     root = resolve_outputs_root(ns.root)
     if ns.root:  # the runs the app starts (engine CLI subprocesses) land where it looks
         os.environ["GAUSYNTH_OUTPUTS_ROOT"] = str(root)
     attach = None
     if ns.run:
-        from gausynth_engine.cli import find_run
+        from gausynth_engine import find_run
 
         try:
             attach = find_run(ns.run, str(root)).root

@@ -13,7 +13,7 @@ class GauSynthCommands(Provider):
     """Every run, every bundled preset, and every binding of the screen below the palette."""
 
     def _commands(self) -> list[tuple[str, Callable, str]]:
-        from gausynth_engine.cli import presets_dir
+        from gausynth_engine import presets_dir
 
         app = self.app
         out: list[tuple[str, Callable, str]] = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gausynth_engine.cli import run_argv
+from gausynth_engine import run_argv
 
 ENGINE = [sys.executable, "-m", "gausynth_engine"]
 

@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
         from .app import run_app
 
         return run_app(args[1:] if args else [])
-    from gausynth_engine.cli import main as cli_main
+    from gausynth_engine import main as cli_main
 
     return cli_main(args)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from gausynth_engine._events import Event
+from gausynth_engine import Event
 
 
 class JournalBatch(Message):

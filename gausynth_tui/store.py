@@ -10,10 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gausynth_engine._events import Event, RunFinished
-from gausynth_engine._journal import JournalReader, RunView, pid_alive
-from gausynth_engine._layout import RunLayout
-from gausynth_engine.stages import STAGES
+from gausynth_engine import STAGES, Event, JournalReader, RunFinished, RunLayout, RunView, pid_alive
 
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
 STAGE_TITLES: dict[str, str] = {s.id: s.title for s in STAGES}

@@ -39,7 +39,7 @@ def add_training(layout, variant: str, params: dict[str, np.ndarray], iterations
 def make_tiny_run(root: Path, scratch: Path, sample_video: Path):
     """Gives the layout of a run at `root`: the sample's true SfM model (12 views at SIZE²), an
     original splat and a reimagined one (the same Gaussians, another colouring)."""
-    from gausynth_engine.splatting.synthetic import make_true_scene, run_with_true_sfm
+    from synthetic_scene import make_true_scene, run_with_true_sfm
 
     scene = make_true_scene(scratch, views=12, width=SIZE, height=SIZE, points=400,
                             cameras_json=sample_video.with_suffix(".cameras.json"))

@@ -4,6 +4,6 @@
 state (`QueueJournal`, `QueueView`, `Job`) and the runner's hook into the orchestrator.
 """
 
-from ._journal import QUEUE_FOLDER, Job, QueueJournal, QueueView
+from ._journal import QUEUE_FOLDER, GpuSample, Job, QueueJournal, QueueView
 
-__all__ = ["QUEUE_FOLDER", "Job", "QueueJournal", "QueueView"]
+__all__ = ["QUEUE_FOLDER", "GpuSample", "Job", "QueueJournal", "QueueView"]

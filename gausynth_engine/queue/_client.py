@@ -21,6 +21,7 @@ from typing import Any
 from .._orchestrator import Placement, PlaceStage
 from .._plan import StagePlan
 from .._preset import Preset
+from ._gpus import wants_gpu
 from ._journal import QueueJournal
 
 RECONNECT = 0.5  # seconds between attempts to reach a runner that is (re)starting
@@ -38,10 +39,6 @@ def placement_from_env(preset: Preset) -> PlaceStage | None:
 
         return ray_placement(cluster, preset)
     return LocalPlacement(journal, job, preset)
-
-
-def wants_gpu(step: StagePlan, preset: Preset) -> bool:
-    return step.stage.gpu and preset.run.device != "cpu"
 
 
 class LocalPlacement:

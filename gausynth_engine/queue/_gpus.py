@@ -6,6 +6,11 @@ Tests fake NVML here and only here: they put a `pynvml` module of their own on t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._plan import StagePlan
+    from .._preset import Preset
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,8 @@ def _from_nvidia_smi() -> tuple[list[Gpu], str]:
         except (IndexError, ValueError):
             continue
     return gpus, "" if gpus else f"nvidia-smi sees no GPU ({out.stderr.strip()[:100]})"
+
+
+def wants_gpu(step: StagePlan, preset: Preset) -> bool:
+    """Gives whether a stage's worker is placed on a GPU (a GPU stage, unless the run is on CPU)."""
+    return step.stage.gpu and preset.run.device != "cpu"

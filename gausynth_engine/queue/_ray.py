@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._errors import StageError
 from .._orchestrator import Placement, PlaceStage
 from .._plan import StagePlan
 from .._preset import Preset
-from .._stage import StageError
 
 
 def check_ray() -> None:
@@ -57,7 +57,7 @@ def ray_placement(address: str, preset: Preset) -> PlaceStage:
     """Gives the placement hook that sends every stage's worker to the cluster."""
     import contextlib
 
-    from ._client import wants_gpu
+    from ._gpus import wants_gpu
 
     @contextlib.asynccontextmanager
     async def place(step: StagePlan):

@@ -22,7 +22,7 @@ from pathlib import Path
 from .._journal import RunView, pid_alive
 from .._layout import RunLayout
 from .._lock import RunLock, _start_time
-from ..cli import run_argv
+from .._runs import run_argv
 from ._gpus import Gpu, describe, list_gpus
 from ._journal import (
     GpuSample,

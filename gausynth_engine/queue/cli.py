@@ -65,7 +65,7 @@ def _stem(value: str) -> str:
 
 # --- add ----------------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
-    from ..cli import find_preset, resolve_paths
+    from .._runs import find_preset, resolve_paths
 
     journal = _journal(args)
     root = journal.outputs_root
@@ -154,7 +154,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from .._console import human_bytes, render_status
-    from ..cli import STAGE_IDS
+    from ..stages import STAGES
 
     journal = _journal(args)
     job = _job(journal.read(), args.job)
@@ -168,7 +168,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  {p.stage:<12} {where}  {p.cores} core(s)  reserved {human_bytes(p.vram) if p.vram else '–'}"
               f"  on {p.host}")
     if layout.journal.exists():
-        print(render_status(RunView.from_journal(layout.journal), STAGE_IDS))
+        print(render_status(RunView.from_journal(layout.journal), [s.id for s in STAGES]))
     return 0
 
 

@@ -85,11 +85,9 @@ def optical_axes_system(viewmats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def composite(image: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:
     """Gives RGB uint8 [H, W, 3]: an RGBA image blended over the background, RGB unchanged."""
-    if image.shape[2] == 3:
-        return image
-    alpha = image[..., 3:4].astype(np.float32) / 255.0
-    bg = np.array(background, dtype=np.float32) * 255.0
-    return (image[..., :3] * alpha + bg * (1.0 - alpha) + 0.5).astype(np.uint8)
+    from ..compositing import flatten
+
+    return flatten(image, background)
 
 
 def load_scene(sparse: Path, images: Path, background: str = "white", downscale: int = 1,

@@ -15,7 +15,6 @@ each evaluation; "checkpoint" (the step) with a "checkpoint" artifact at each ch
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ..quality import psnr_of_mse
 from . import checkpoint
 from .dataset import BACKGROUNDS, Scene
 from .metrics import psnr, splat_loss, ssim
@@ -437,7 +437,7 @@ def _report_speed(report: Reporter, trainer: Trainer, window: deque[tuple[float,
                   total: int, cuda: bool) -> None:
     step = trainer.step_done
     report.metric("loss", float(trainer.loss_ema), step)
-    report.metric("psnr", -10.0 * math.log10(max(float(trainer.mse_ema), 1e-10)), step)
+    report.metric("psnr", psnr_of_mse(float(trainer.mse_ema)), step)
     report.metric("num_gaussians", trainer.num_gaussians, step)
     if len(window) >= 2 and window[-1][0] > window[0][0]:
         its = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])

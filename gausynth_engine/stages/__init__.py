@@ -9,9 +9,13 @@
   original Gaussians) → splat_reim on `reim3d_frames/`.
 - original: preprocess → sfm → mask → splat_orig.
 
-The order below is one topological order valid for every route (a test checks it); the planner
-runs stages in it. In the 3D route the diffusion runs before SfM, which changes no fingerprint:
-a new prompt reruns reimagine, transfer and splat_reim only.
+A stage is one module here plus one line in `DECLARED` below. Its declaration (`Stage`: id,
+upstreams, outputs, its preset section's `Params`, the fields of other sections it reads) is all
+the planner, the orchestrator and the preset schema know of it: the schema's sections come from
+the declarations, in the list's order. The run order is the list's order with every stage moved
+after its upstreams (`run_order`): one topological order valid for every route (a test checks
+it). In the 3D route the diffusion runs before SfM, which changes no fingerprint: a new prompt
+reruns reimagine, transfer and splat_reim only.
 """
 
 from __future__ import annotations
@@ -34,12 +38,10 @@ from . import (
     transfer,
     upscale,
 )
+from ._common import ROUTES_3D
 
 if TYPE_CHECKING:
     from .._preset import Preset
-
-# Routes that hand splat_reim frames made in 3D (`reim3d_frames/`, already undistorted).
-ROUTES_3D = ("reimagine-3d", "reimagine-sync")
 
 # Stages each route leaves out (on top of each stage's own off_when).
 OFF_IN_ROUTE: dict[str, frozenset[str]] = {
@@ -71,37 +73,69 @@ def _in_route(stage: Stage) -> Stage:
     return dataclasses.replace(stage, off_when=off)
 
 
-STAGES: tuple[Stage, ...] = tuple(_in_route(s) for s in (
+# Every stage, one line each, in the preset schema's section order.
+DECLARED: tuple[Stage, ...] = (
     preprocess.STAGE,
     sheet.STAGE,
     reimagine.STAGE,
     propagate.STAGE,
-    sfm.STAGE,
     mask.STAGE,
     blend.STAGE,
     upscale.STAGE,
+    sfm.STAGE,
     splat.STAGE_ORIG,
+    splat.STAGE_REIM,
     transfer.STAGE,
     sync.STAGE,
-    splat.STAGE_REIM,
-))
+)
+# Sections no stage of their own declares: export is run by the splat stages after training.
+EXTRA_SECTIONS: dict[str, type] = {"export": export.Params}
+
+
+def run_order(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    """Gives the stages in list order, each moved after its upstreams (a stable topological order)."""
+    placed: list[Stage] = []
+    waiting = list(stages)
+    while waiting:
+        done = {s.id for s in placed}
+        ready = next((s for s in waiting if set(s.after) <= done), None)
+        if ready is None:
+            raise ValueError(f"stages {', '.join(s.id for s in waiting)} wait on each other or on "
+                             "an undeclared stage")
+        placed.append(ready)
+        waiting.remove(ready)
+    return tuple(placed)
+
+
+STAGES: tuple[Stage, ...] = tuple(_in_route(s) for s in run_order(DECLARED))
 
 BY_ID: dict[str, Stage] = {s.id: s for s in STAGES}
 
-# Preset sections and the dataclass that declares each (the two splat variants share one).
-SECTIONS: dict[str, type] = {
-    "preprocess": preprocess.Params,
-    "sheet": sheet.Params,
-    "reimagine": reimagine.Params,
-    "propagate": propagate.Params,
-    "mask": mask.Params,
-    "blend": blend.Params,
-    "upscale": upscale.Params,
-    "sfm": sfm.Params,
-    "splat": splat.Params,
-    "transfer": transfer.Params,
-    "sync": sync.Params,
-    "export": export.Params,  # run by the splat stages after training (issue 17)
-}
 
-__all__ = ["BY_ID", "OFF_IN_ROUTE", "ROUTES_3D", "SECTIONS", "STAGES"]
+def upstream_of(stage_id: str) -> frozenset[str]:
+    """Gives every stage whose outputs `stage_id` may read: its upstreams, theirs, and so on."""
+    seen: set[str] = set()
+    todo = list(BY_ID[stage_id].after)
+    while todo:
+        up = todo.pop()
+        if up not in seen:
+            seen.add(up)
+            todo.extend(BY_ID[up].after)
+    return frozenset(seen)
+
+
+def _sections(stages: tuple[Stage, ...]) -> dict[str, type]:
+    """Gives {section: Params} from the declarations (the two splat variants share one)."""
+    out: dict[str, type] = {}
+    for s in stages:
+        if s.params is None:
+            raise TypeError(f"stage {s.id} declares no params (its preset section's dataclass)")
+        if out.setdefault(s.section, s.params) is not s.params:
+            raise TypeError(f"stages disagree on the dataclass of section [{s.section}]")
+    return {**out, **EXTRA_SECTIONS}
+
+
+# Preset sections and the dataclass that declares each, in schema order.
+SECTIONS: dict[str, type] = _sections(DECLARED)
+
+__all__ = ["BY_ID", "DECLARED", "OFF_IN_ROUTE", "ROUTES_3D", "SECTIONS", "STAGES", "run_order", "upstream_of"]

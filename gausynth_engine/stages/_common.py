@@ -1,4 +1,4 @@
-"""Small predicates that several stage declarations share."""
+"""Small facts and predicates that several stage declarations share."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._preset import Preset
+
+# Routes that hand splat_reim frames made in 3D (`reim3d_frames/`, already undistorted).
+ROUTES_3D = ("reimagine-3d", "reimagine-sync")
 
 
 def off_without_reimagine(preset: Preset) -> str | None:

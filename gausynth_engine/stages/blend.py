@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..preview_timing import record_fps
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy as np
-
-    from .._layout import RunLayout
 
 T = TypeVar("T")
 
@@ -47,17 +46,6 @@ OUTPUTS = {"propagate": "ebsynth_all", "propagate_cutout": "ebsynth_transparent"
 REFERENCES = {"propagate": "filtered_frames_sd (original frames, uncut)",
               "propagate_cutout": "original cut-out at the diffusion size",
               "blend": "original cut-out at the diffusion size"}
-
-
-def preview_fps(layout: RunLayout, frames: int) -> float:
-    """Gives the preview frame rate that keeps the clip's duration (as preprocess's preview does)."""
-    from .._plan import read_manifest
-
-    record = (read_manifest(layout, "preprocess") or {}).get("record", {})
-    fps, total = record.get("fps"), record.get("input_frames")
-    if not fps or not total:
-        return 30.0
-    return min(60.0, max(1.0, frames / (total / fps)))
 
 
 def frame_workers() -> int:
@@ -156,8 +144,7 @@ def run(ctx: StageContext) -> None:
 
     from .. import metrics2d
     from .._media import read_image, write_image
-    from .._plan import read_manifest
-    from ..cutout import fill_silhouette, on_white, rgba
+    from ..compositing import fill_silhouette, on_white, rgba
     from ..framing import box_of, cut_square
     from .mask import choose_method
 
@@ -173,7 +160,7 @@ def run(ctx: StageContext) -> None:
         ctx.record(load_seconds=round(time.perf_counter() - started, 3))
     else:
         ctx.log(f"the reimagined frames keep the original silhouette ({why})")
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    record = ctx.upstream("preprocess").record
     prompt = ctx.preset.reimagine.prompt
     scores, skipped = metrics2d.learned_scorers(ctx, p.clip_model, prompt)
     resized_note = False
@@ -224,7 +211,7 @@ def run(ctx: StageContext) -> None:
             alpha_reim = session.mask(reim) if session is not None else np.ones_like(alpha)
             yield partial(finish, name, orig, alpha, reim, alpha_reim)
 
-    fps = preview_fps(ctx.layout, len(names))
+    fps = record_fps(record, len(names), fallback=30.0)
     with PreviewVideo(ctx, "blend_transparent", fps) as video:
         for n, (name, rows, shown) in enumerate(in_order(jobs(), frame_workers())):
             for comp, row in rows.items():
@@ -250,4 +237,5 @@ STAGE = Stage(
     reads=("mask.method",),
     gpu=True,
     off_when=off_without_reimagine,
+    params=Params,
 )

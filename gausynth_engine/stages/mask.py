@@ -98,7 +98,7 @@ def run(ctx: StageContext) -> None:
     from .._media import list_images, read_image, write_image, write_video
     from ..cutout import rgba
     from ..masking import find_backdrop, object_mask, orbit_degrees
-    from .blend import preview_fps
+    from ..preview_timing import record_fps
 
     p: Params = ctx.params
     frames = list_images(ctx.layout.filtered_frames_colmap)
@@ -164,7 +164,7 @@ def run(ctx: StageContext) -> None:
             f"{facts['coverage']['mean']:.0%} of a frame on average")
     written = [ctx.out.orig_transparent / f.name for f in frames]
     write_video(ctx.out.video(PREVIEW), (read_image(w) for w in written),
-                fps=preview_fps(ctx.layout, len(frames)))
+                fps=record_fps(ctx.upstream("preprocess").record, len(frames), fallback=30.0))
     ctx.artifact(ctx.out.video(PREVIEW), "video")
 
 
@@ -172,6 +172,7 @@ STAGE = Stage(
     id="mask",
     title="Object masks",
     section="mask",
+    params=Params,
     after=("preprocess", "sfm"),
     outputs=("orig_transparent", f"new_videos/{PREVIEW}.mp4"),
     version=1,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..preview_timing import clip_fps
 
 SD_VIDEO = "frames"
 VIDEO_FRAMES = 48  # what num_frames = 0 samples from a video (the reference's count)
@@ -40,7 +41,8 @@ def sample_indices(available: int, wanted: int) -> list[int]:
 
 def run(ctx: StageContext) -> None:
     from .._media import frame_name, list_images, probe_input, read_frames, write_image, write_video
-    from ..framing import cut_square, resize, sfm_size, square_box
+    from ..framing import cut_square, sfm_size, square_box
+    from ..resizing import resize
 
     p: Params = ctx.params
     info = probe_input(ctx.preset.input_path)
@@ -77,8 +79,7 @@ def run(ctx: StageContext) -> None:
         sd_frames.append(sd)
         ctx.progress(n + 1, count, "frames")
     # The preview lasts as long as the clip did.
-    duration = info.frame_count / fps
-    write_video(ctx.out.video(SD_VIDEO), sd_frames, fps=min(60.0, max(1.0, count / duration)))
+    write_video(ctx.out.video(SD_VIDEO), sd_frames, fps=clip_fps(count, info.frame_count, fps, fallback=fps))
     ctx.artifact(ctx.out.video(SD_VIDEO), "video")
     ctx.record(source_indices=indices, input_kind=info.kind, input_frames=info.frame_count,
                input_size=[info.width, info.height], fps=fps, sfm_size=[width, height],
@@ -89,6 +90,7 @@ STAGE = Stage(
     id="preprocess",
     title="Extract frames",
     section="preprocess",
+    params=Params,
     after=(),
     outputs=("filtered_frames_sd", "filtered_frames_colmap", f"new_videos/{SD_VIDEO}.mp4"),
     version=2,

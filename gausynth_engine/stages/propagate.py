@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..preview_timing import record_fps
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
@@ -37,10 +38,10 @@ def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
     Tiles are named like the frame they restyle; `expected` (the sheet's key indices) must all
     be there when given.
     """
-    import cv2
     import numpy as np
 
     from .._media import list_images, read_image
+    from ..resizing import resize
 
     if not folder.is_dir():
         raise StageError(f"{folder}: no key-frame tiles (the reimagine stage writes them); rerun reimagine")
@@ -52,8 +53,7 @@ def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
                              f"name, {frame_files[0].name} … {frame_files[-1].name}")
         tile = read_image(path)[..., :3]
         if tile.shape[:2] != shape:  # sheets are cut at the diffusion size: bring tiles to the frames'
-            interp = cv2.INTER_AREA if tile.shape[0] > shape[0] else cv2.INTER_LANCZOS4
-            tile = cv2.resize(tile, (shape[1], shape[0]), interpolation=interp)
+            tile = resize(tile, shape[1], shape[0])
         keys[index[path.stem]] = np.ascontiguousarray(tile)
     missing = sorted(set(expected or ()) - set(keys))
     if missing:
@@ -64,17 +64,8 @@ def load_keys(folder: Path, frame_files: list[Path], shape: tuple[int, int],
     return keys
 
 
-def video_fps(preprocess_record: dict | None, frame_count: int) -> float:
-    """Gives the preview rate that makes the video last as long as the input clip did."""
-    if not preprocess_record or not preprocess_record.get("fps") or not preprocess_record.get("input_frames"):
-        return 10.0
-    duration = preprocess_record["input_frames"] / preprocess_record["fps"]
-    return min(60.0, max(1.0, frame_count / duration))
-
-
 def run(ctx: StageContext) -> None:
     from .._media import list_images, read_image, write_image, write_video
-    from .._plan import read_manifest
     from ..propagation import propagate
     from ..propagation.sequence import check_inputs
 
@@ -83,7 +74,7 @@ def run(ctx: StageContext) -> None:
     if not files:
         raise StageError(f"{ctx.layout.filtered_frames_sd}: no frames; rerun preprocess")
     frames = [read_image(f)[..., :3] for f in files]
-    sheet = (read_manifest(ctx.layout, "sheet") or {}).get("record", {})
+    sheet = ctx.upstream("sheet").record
     keys = load_keys(ctx.layout.key_frames, files, frames[0].shape[:2], sheet.get("key_frames"))
     try:
         check_inputs(frames, keys, p.flow)
@@ -102,8 +93,8 @@ def run(ctx: StageContext) -> None:
             ctx.progress(n + 1, len(frames), "frames")
             yield image
 
-    preprocess = (read_manifest(ctx.layout, "preprocess") or {}).get("record")
-    write_video(ctx.out.video(VIDEO), written(), fps=video_fps(preprocess, len(frames)))
+    preprocess = ctx.upstream("preprocess").record
+    write_video(ctx.out.video(VIDEO), written(), fps=record_fps(preprocess, len(frames), fallback=10.0))
     ctx.artifact(ctx.out.video(VIDEO), "video")
     inner = {files[t].name: round(share, 4) for t, share in sorted(fallback.items()) if t not in keys}
     if inner:
@@ -124,6 +115,7 @@ STAGE = Stage(
     id="propagate",
     title="Propagate key frames",
     section="propagate",
+    params=Params,
     after=("preprocess", "reimagine"),
     outputs=("ebsynth_all", f"new_videos/{VIDEO}.mp4"),
     version=1,

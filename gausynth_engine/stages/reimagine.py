@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._params import param
 from .._stage import Stage, StageContext, StageError
+from ..resizing import resize_square
 from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .._layout import RunLayout
     from .._preset import Preset
     from ..diffusion import PipelineSources
+    from ..model_refs import ModelRef
 
 CHECKPOINTS = {
     "juggernaut-xl-v9": "RunDiffusion/Juggernaut-XL-v9",
@@ -114,16 +116,6 @@ def ip_adapter_on(p: Params) -> bool:
     return p.ip_adapter_weight > 0 and p.ip_adapter_stop > 0
 
 
-def resize_square(image: np.ndarray, side: int) -> np.ndarray:
-    """Gives an RGB image resized to side × side (area when shrinking, Lanczos when growing)."""
-    import cv2
-
-    if image.shape[0] == side and image.shape[1] == side:
-        return image
-    interp = cv2.INTER_AREA if image.shape[0] > side else cv2.INTER_LANCZOS4
-    return cv2.resize(image, (side, side), interpolation=interp)
-
-
 def sheet_edges(sheet: np.ndarray, p: Params) -> np.ndarray:
     """Gives the PyraCanny map [S, S] of a sheet at the diffusion size, for the preset's thresholds."""
     from ..edges import pyra_canny
@@ -139,11 +131,11 @@ def pipeline_sources(preset: Preset, log: Callable[[str], None] | None = None,
     Models a zero weight (or stop-at) switches off are not needed, not even present. Missing
     ones are fetched with progress when online, else StageError says how to get them.
     """
-    from .. import models
+    from .. import model_refs
     from ..diffusion import IpAdapterSource, PipelineSources
 
     p: Params = preset.reimagine
-    paths = {ref.key: models.require(ref, log, progress) for ref in models.reimagine_models(preset)}
+    paths = {ref.key: model_refs.require(ref, log, progress) for ref in reimagine_models(preset)}
     ip = None
     if "ip_adapter" in paths:
         ip = IpAdapterSource(paths["ip_adapter"], p.ip_adapter_subfolder, p.ip_adapter_weight_name,
@@ -228,14 +220,12 @@ def generate(pipe: Any, sheet: np.ndarray, p: Params, sources: PipelineSources, 
 
 
 # --- the stage --------------------------------------------------------------------------------
-def sheet_record(layout: RunLayout) -> dict[str, Any]:
+def sheet_record(ctx: StageContext) -> dict[str, Any]:
     """Gives what the sheet stage recorded (grid, tile_size, key_frame_files), or StageError."""
-    from .._plan import read_manifest
-
-    manifest = read_manifest(layout, "sheet")
-    if manifest is None:
-        raise StageError(f"{layout.manifest('sheet')}: the sheet stage has not finished in this run")
-    return manifest["record"]
+    sheet = ctx.upstream("sheet")
+    if not sheet.ran:
+        raise StageError(f"{ctx.layout.manifest('sheet')}: the sheet stage has not finished in this run")
+    return sheet.record
 
 
 def cut_tiles(sheet: np.ndarray, grid: int, tile_size: int) -> list[np.ndarray]:
@@ -248,11 +238,11 @@ def cut_tiles(sheet: np.ndarray, grid: int, tile_size: int) -> list[np.ndarray]:
 def run(ctx: StageContext) -> None:
     import numpy as np
 
+    from .._manifest import read_choices
     from .._media import read_image, write_image
-    from .._plan import read_choices
 
     p: Params = ctx.params
-    rec = sheet_record(ctx.layout)
+    rec = sheet_record(ctx)
     sheet = read_image(ctx.layout.orig_sheets / "sheet.png")[..., :3]
     sources = pipeline_sources(ctx.preset, ctx.log,
                                lambda done, total, unit: ctx.progress(done, total, f"download {unit}"))
@@ -305,7 +295,7 @@ def choose_candidate(layout: RunLayout, k: int) -> Path:
     Gives the key-frame folder. Only what is downstream of reimagine reruns afterwards: the
     planner puts the choice into their fingerprints. Raises StageError for an unknown k.
     """
-    from .._plan import read_choices, read_manifest, write_json_atomic
+    from .._manifest import read_choices, read_manifest, write_json_atomic
 
     manifest = read_manifest(layout, "reimagine")
     if manifest is None:
@@ -331,7 +321,7 @@ def choose_candidate(layout: RunLayout, k: int) -> Path:
     else:
         choices["reimagine"] = k
     write_json_atomic(layout.choices, choices)
-    from .._plan import refresh_files
+    from .._manifest import refresh_files
 
     refresh_files(layout, "reimagine")  # the rewritten key frames are the stage's own now
     return layout.key_frames
@@ -356,10 +346,37 @@ def preview_edges(preset: Preset, out_path: Path) -> Path:
     return Path(out_path)
 
 
+def reimagine_models(preset: Preset) -> list[ModelRef]:
+    """Gives the models the reimagine stage of `preset` will load (none for guidance set to 0)."""
+    from .. import model_refs
+    from ..model_refs import ModelRef, image_encoder_subfolder, source_kind, subfolder_file
+
+    p = preset.reimagine
+    if preset.run.pipeline in ("original", "reimagine-sync"):  # the sync route loads sync_models
+        return []
+    source = CHECKPOINTS.get(p.checkpoint, p.checkpoint)
+    refs = [ModelRef("checkpoint", "SD-XL checkpoint", "reimagine.checkpoint", source,
+                     model_refs.SDXL_PIPELINE_FILES)]
+    if source_kind(source) == "file":
+        refs.append(ModelRef("single_file_config", "SD-XL configs and tokenizers (for a single-file checkpoint)",
+                             "reimagine.checkpoint", model_refs.SDXL_CONFIG_REPO, model_refs.SDXL_CONFIG_FILES))
+    if controlnet_on(p):
+        refs.append(ModelRef("controlnet", "canny ControlNet", "reimagine.controlnet_model", p.controlnet_model,
+                             model_refs.CONTROLNET_FILES))
+    if ip_adapter_on(p):
+        encoder = image_encoder_subfolder(p.ip_adapter_subfolder, p.image_encoder)
+        refs.append(ModelRef("ip_adapter", "IP-Adapter with its image encoder", "reimagine.ip_adapter_model",
+                             p.ip_adapter_model,
+                             (subfolder_file(p.ip_adapter_subfolder, p.ip_adapter_weight_name),
+                              f"{encoder}/config.json", f"{encoder}/model.safetensors")))
+    return refs
+
+
 STAGE = Stage(
     id="reimagine",
     title="Reimagine the sheet",
     section="reimagine",
+    params=Params,
     after=("sheet",),
     outputs=("reimagine_sheets",),
     version=1,

@@ -83,11 +83,10 @@ def options(p: Params, focal_length_px: float = 0.0, masks: Path | None = None,
 def known_focal(ctx: StageContext, frame_size: tuple[int, int]) -> tuple[float, str]:
     """Gives (focal length in the SfM frames' pixels, where it came from), (0, "") if unknown."""
     from .._media import list_images
-    from .._plan import read_manifest
     from ..sfm.intrinsics import exif_focal_px, scale_to_frames
 
     p: Params = ctx.params
-    pre = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    pre = ctx.upstream("preprocess").record
     square = getattr(ctx.preset.preprocess, "square", "crop")
     input_size = tuple(pre.get("input_size") or frame_size)
     if p.focal_length_px > 0:
@@ -193,6 +192,7 @@ STAGE = Stage(
     id="sfm",
     title="Structure from motion",
     section="sfm",
+    params=Params,
     after=("preprocess",),
     outputs=("colmap", "new_videos/colmap.mp4"),
     version=3,

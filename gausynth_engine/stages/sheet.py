@@ -61,6 +61,7 @@ STAGE = Stage(
     id="sheet",
     title="Model sheet",
     section="sheet",
+    params=Params,
     after=("preprocess",),
     outputs=("orig_sheets",),
     version=1,

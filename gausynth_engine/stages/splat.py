@@ -76,7 +76,7 @@ def masked(ctx: StageContext) -> bool:
 
 def source_frames(ctx: StageContext, variant: str) -> Path:
     """Gives the folder of frames a variant trains on (SfM-sized, named like the SfM frames)."""
-    from . import ROUTES_3D
+    from ._common import ROUTES_3D
 
     if variant == "reim":
         if ctx.preset.run.pipeline in ROUTES_3D:  # made in 3D, already undistorted
@@ -92,10 +92,9 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
     import numpy as np
 
     from .._media import list_images, read_image, write_image
-    from .._plan import read_manifest
     from ..framing import box_of, place_square
 
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    record = ctx.upstream("preprocess").record
     placed, valid_dir = work / "placed", work / "valid"
     partial = False
     for f in list_images(ctx.layout.sr_frames):
@@ -115,10 +114,8 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
 
 def training_key(ctx: StageContext) -> str:
     """Gives what identifies one training: stage, version, settings, upstream fingerprints."""
-    from .._plan import read_manifest
 
-    upstream = {up: (read_manifest(ctx.layout, up) or {}).get("fingerprint", "")
-                for up in ctx.stage.after}
+    upstream = {up: ctx.upstream(up).fingerprint for up in ctx.stage.after}
     return json.dumps({"stage": ctx.stage.id, "version": ctx.stage.version, "device": ctx.device,
                        "params": dataclasses.asdict(ctx.params), "inputs": upstream},
                       sort_keys=True, default=list)
@@ -141,20 +138,16 @@ def work_folder(ctx: StageContext, variant: str, key: str) -> tuple[Path, dict[s
 
 def video_fps(ctx: StageContext) -> float:
     """Gives the frame rate at which the renders last as long as the input clip did."""
-    from .._plan import read_manifest
+    from ..preview_timing import record_fps
 
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
-    try:
-        duration = record["input_frames"] / record["fps"]
-        return min(60.0, max(1.0, len(record["frames"]) / duration))
-    except (KeyError, TypeError, ZeroDivisionError):
-        return 24.0
+    record = ctx.upstream("preprocess").record
+    return record_fps(record, len(record["frames"]), fallback=24.0) if "frames" in record else 24.0
 
 
 def original_ply(layout: RunLayout, ctx_need: str = "this stage") -> Path:
     """Gives the PLY of the finished original 3DGS (its last iteration), refusing one that is
     missing or stale; `ctx_need` says who needs it, for the message."""
-    from .._plan import read_manifest
+    from .._manifest import read_manifest
 
     manifest = read_manifest(layout, "splat_orig")
     if manifest is None:
@@ -175,7 +168,7 @@ def original_ply(layout: RunLayout, ctx_need: str = "this stage") -> Path:
 
 def starts_from_original(ctx: StageContext, variant: str) -> bool:
     """Gives whether this training fine-tunes the run's original 3DGS (see `reim_init`)."""
-    from . import ROUTES_3D
+    from ._common import ROUTES_3D
 
     if variant != "reim":
         return False
@@ -302,11 +295,13 @@ STAGE_REIM = Stage(
     id="splat_reim",
     title="3DGS (reimagined)",
     section="splat",
+    params=Params,
     after=("sfm", "mask", "splat_orig", "upscale", "transfer", "sync"),
     outputs=("gs", "new_videos/gs_reim.mp4"),
     version=3,
     run=run_reim,
     reads=("mask.method", "run.pipeline"),
+    may_write=("exports",),  # export formats chosen in [export]
     gpu=True,
     off_when=off_without_reimagine,
 )
@@ -315,10 +310,12 @@ STAGE_ORIG = Stage(
     id="splat_orig",
     title="3DGS (original)",
     section="splat",
+    params=Params,
     after=("sfm", "mask"),
     outputs=("gs", "new_videos/gs_orig.mp4"),
     version=2,
     run=run_orig,
     reads=("mask.method",),
+    may_write=("exports",),  # export formats chosen in [export]
     gpu=True,
 )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .._preset import Preset
+    from ..model_refs import ModelRef
 
 ROUTE = "reimagine-sync"
 SD15_CHECKPOINT = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -193,11 +194,11 @@ def frame_cameras(sparse: Path) -> FrameCameras:
 
 def model_sources(preset: Preset, log: Any = None, progress: Any = None) -> Any:
     """Gives the local paths of what the stage loads (fetched when online and missing)."""
-    from .. import models
+    from .. import model_refs
     from ..diffusion import IpAdapterSource
     from ..synchronise.diffusers_denoiser import FamilySources
 
-    paths = {ref.key: models.require(ref, log, progress) for ref in models.sync_models(preset)}
+    paths = {ref.key: model_refs.require(ref, log, progress) for ref in sync_models(preset)}
     ip = None
     files = ip_adapter_files(preset)
     if "ip_adapter" in paths and files:
@@ -354,10 +355,43 @@ def write_frames(folder: Path, geom: Any, colours: Any, frames: FrameCameras, ba
         write_image(folder / (Path(name).stem + ".png"), (rgba * 255.0 + 0.5).astype(np.uint8))
 
 
+def sync_models(preset: Preset) -> list[ModelRef]:
+    """Gives the models the sync stage of `preset` loads (none off the synchronised route)."""
+    from .. import model_refs
+    from ..model_refs import ModelRef, image_encoder_subfolder, source_kind, subfolder_file
+
+    if preset.run.pipeline != ROUTE:
+        return []
+    p = preset.sync
+    source = checkpoint_source(preset)
+    field = "sync.checkpoint" if p.checkpoint or p.family == "sd15" else "reimagine.checkpoint"
+    sd15 = p.family == "sd15"
+    name = "SD 1.5 checkpoint" if sd15 else "SD-XL checkpoint"
+    pipeline_files = model_refs.SD15_PIPELINE_FILES if sd15 else model_refs.SDXL_PIPELINE_FILES
+    refs = [ModelRef("checkpoint", name, field, source, pipeline_files)]
+    if source_kind(source) == "file":
+        refs.append(ModelRef("single_file_config", f"{name[:-11]} configs and tokenizers (for a single-file "
+                             "checkpoint)", field, SD15_CHECKPOINT if sd15 else model_refs.SDXL_CONFIG_REPO,
+                             model_refs.SD15_CONFIG_FILES if sd15 else model_refs.SDXL_CONFIG_FILES))
+    controlnet = controlnet_source(p)
+    if controlnet:
+        refs.append(ModelRef("controlnet", f"{p.control} ControlNet", "sync.controlnet_model", controlnet,
+                             model_refs.CONTROLNET_FILES))
+    files = ip_adapter_files(preset)
+    if files:
+        sub, weight, encoder = files
+        folder = image_encoder_subfolder(sub, encoder)
+        refs.append(ModelRef("ip_adapter", "IP-Adapter with its image encoder", "reimagine.ip_adapter_model",
+                             preset.reimagine.ip_adapter_model,
+                             (subfolder_file(sub, weight), f"{folder}/config.json", f"{folder}/model.safetensors")))
+    return refs
+
+
 STAGE = Stage(
     id="sync",
     title="Reimagine in 3D (synchronised)",
     section="sync",
+    params=Params,
     after=("splat_orig",),
     outputs=("reim3d_frames", "sync"),
     version=1,

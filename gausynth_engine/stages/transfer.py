@@ -129,19 +129,19 @@ def run(ctx: StageContext) -> None:
     import numpy as np
 
     from .._media import read_image, write_image, write_video
-    from .._plan import read_manifest
+    from ..compositing import flatten
     from ..splatting.rasterize import pick_backend
     from ..transfer3d import KeyView, alpha_mismatch, carry, key_to_camera, load_gaussians, object_mask
 
     p: Params = ctx.params
     ply = original_ply(ctx.layout, "the 3D transfer")
     cams, names, maps = cameras(ctx.layout)
-    sheet = (read_manifest(ctx.layout, "sheet") or {}).get("record", {})
+    sheet = ctx.upstream("sheet").record
     key_files = sheet.get("key_frame_files") or []
     if not key_files:
         raise StageError("sheet manifest: no key frames recorded; rerun sheet and reimagine")
     tiles = load_key_tiles(ctx.layout, key_files, sheet.get("tile_size"))
-    preprocess = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    preprocess = ctx.upstream("preprocess").record
     keys, skipped = [], []
     for name in key_files:
         if name not in maps:
@@ -189,9 +189,7 @@ def run(ctx: StageContext) -> None:
 
     def over_white() -> Any:
         for f in frames:
-            rgba = read_image(f).astype(np.float32)
-            a = rgba[..., 3:4] / 255.0
-            yield (rgba[..., :3] * a + 255.0 * (1 - a) + 0.5).astype(np.uint8)
+            yield flatten(read_image(f))
 
     write_video(ctx.out.video(VIDEO), over_white(), fps=10.0)
     ctx.artifact(ctx.out.video(VIDEO), "video")
@@ -205,6 +203,7 @@ STAGE = Stage(
     id="transfer",
     title="Transfer in 3D",
     section="transfer",
+    params=Params,
     after=("preprocess", "sfm", "splat_orig", "reimagine"),
     outputs=("reim3d_frames", f"new_videos/{VIDEO}.mp4"),
     version=1,

@@ -40,10 +40,10 @@ def run(ctx: StageContext) -> None:
 
     from .. import metrics2d, superres
     from .._media import list_images, read_image, write_image
-    from .._plan import read_manifest
-    from ..cutout import on_white
+    from ..compositing import on_white
     from ..framing import box_of, cut_square
-    from .blend import PreviewVideo, frame_workers, in_order, preview_fps
+    from ..preview_timing import record_fps
+    from .blend import PreviewVideo, frame_workers, in_order
 
     p: Params = ctx.params
     if p.overlap >= p.tile // 2:
@@ -52,7 +52,7 @@ def run(ctx: StageContext) -> None:
     files = list_images(ctx.layout.blend_transparent)
     if not files:
         raise StageError(f"{ctx.layout.blend_transparent}: no frames; rerun blend")
-    record = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    record = ctx.upstream("preprocess").record
     started = time.perf_counter()
     up = superres.load(p.model, p.scale, ctx.device, ctx.log)
     load_seconds = time.perf_counter() - started
@@ -82,7 +82,7 @@ def run(ctx: StageContext) -> None:
         return f, sr, scores.measure(cut_square(orig[..., :3], box, sr.shape[0]), sr)
 
     try:
-        with PreviewVideo(ctx, SR_VIDEO, preview_fps(ctx.layout, len(files))) as video:
+        with PreviewVideo(ctx, SR_VIDEO, record_fps(record, len(files), fallback=30.0)) as video:
             jobs = (partial(finish, f, sr) for f, sr in made())
             for done, (f, sr, row) in enumerate(in_order(jobs, frame_workers()), start=1):
                 scores.add("upscale", f.name, row, output="sr_frames", reference=reference)
@@ -111,4 +111,5 @@ STAGE = Stage(
     reads=("blend.clip_model",),
     gpu=True,
     off_when=off_without_reimagine,
+    params=Params,
 )

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..quality import psnr_of_mse
 from ..splatting.model import SH_C0, rgb_to_sh
 
 
@@ -204,4 +205,4 @@ def consistency_psnr(images: Tensor, geom: Geometry, cams: Cameras, mask: Tensor
     renders = fit.fit(images)
     m = mask[..., None].expand_as(images).float()
     mse = float(((renders - images) ** 2 * m).sum() / m.sum().clamp_min(1.0))
-    return 10.0 * float(np.log10(1.0 / max(mse, 1e-10)))
+    return psnr_of_mse(mse)

@@ -14,9 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
-from gausynth_engine._console import human_bytes, human_seconds
-from gausynth_engine._journal import StageView
-from gausynth_engine._result import read_card
+from gausynth_engine import StageView, human_bytes, human_seconds, read_card
 
 from ..launch import RunRequest, cancel_run, choose_candidate
 from ..store import STAGE_IDS, STAGE_TITLES, RunEntry, ago, clock_text, display_path
@@ -344,7 +342,7 @@ def last_error(view) -> StageView | None:
 
 
 def _stage_outputs(sid: str | None) -> tuple[str, ...]:
-    from gausynth_engine.stages import BY_ID
+    from gausynth_engine import BY_ID
 
     return BY_ID[sid].outputs if sid in BY_ID else ()
 

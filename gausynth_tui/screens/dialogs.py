@@ -15,9 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from gausynth_engine._layout import LayoutError, RunLayout
-from gausynth_engine._plan import PlanError, make_plan
-from gausynth_engine._preset import PresetError, load_preset
+from gausynth_engine import LayoutError, PlanError, PresetError, RunLayout, load_preset, make_plan
 
 from ..launch import RunRequest
 from ..store import STAGE_IDS
@@ -34,7 +32,7 @@ def plan_for(request: RunRequest) -> tuple[RunLayout | None, list[tuple[str, str
     Planning never creates a run folder: a run that does not exist yet is planned against an
     empty temporary one (every stage "not run yet").
     """
-    from gausynth_engine.cli import resolve_paths
+    from gausynth_engine import resolve_paths
 
     try:
         preset = resolve_paths(load_preset(request.preset, request.overrides))
@@ -174,7 +172,7 @@ class PresetPicker(ModalScreen[Path | None]):
         self.title_text = title
 
     def compose(self) -> ComposeResult:
-        from gausynth_engine.cli import presets_dir
+        from gausynth_engine import presets_dir
 
         self.presets = sorted(presets_dir().glob("*.toml"))
         with Vertical(classes="dialog", id="picker"):

@@ -20,9 +20,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Header, Input, Label, Static
 
-from gausynth_engine._params import FieldInfo
-from gausynth_engine._preset import (
+from gausynth_engine import (
     ALL_SECTIONS,
+    FieldInfo,
     Preset,
     PresetError,
     changed_fields,
@@ -437,7 +437,7 @@ class EditorScreen(ViewScreen):
         self._write(self.source)
 
     def _is_bundled(self) -> bool:
-        from gausynth_engine.cli import presets_dir
+        from gausynth_engine import presets_dir
 
         return self.source.parent.resolve() == presets_dir().resolve()
 

@@ -16,8 +16,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
 
-from gausynth_engine._console import human_seconds
-from gausynth_engine._journal import StageView
+from gausynth_engine import StageView, human_seconds
 
 from ..store import STAGE_IDS
 from .base import ViewScreen

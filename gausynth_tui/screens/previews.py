@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from gausynth_engine._media import list_images
+from gausynth_engine import list_images
 
 from ..widgets.image import ImagePreview
 from ..widgets.orbit import OrbitView

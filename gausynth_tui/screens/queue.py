@@ -17,10 +17,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from gausynth_engine._console import human_bytes
-from gausynth_engine._layout import LayoutError
-from gausynth_engine.queue import QueueJournal, QueueView
-from gausynth_engine.queue._journal import GpuSample
+from gausynth_engine import LayoutError, human_bytes
+from gausynth_engine.queue import GpuSample, QueueJournal, QueueView
 
 from .base import ViewScreen
 

@@ -1,0 +1,1 @@
+"""Widgets the screens share: images in the terminal (half-blocks, Kitty/sixel), orbit renders."""

@@ -270,7 +270,7 @@ print(json.dumps({"type": "record", **ctx.record_data}), flush=True)
 @pytest.fixture(scope="module")
 def true_scene(sample_video: Path, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("torch")
-    from gausynth_engine.splatting.synthetic import make_true_scene
+    from synthetic_scene import make_true_scene
 
     return make_true_scene(tmp_path_factory.mktemp("scene"), views=12, width=40, height=40,
                            points=500, cameras_json=sample_video.with_suffix(".cameras.json"))
@@ -284,7 +284,7 @@ def train_process(layout: RunLayout) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_kill9_mid_training_resumes_from_the_checkpoint_and_a_damaged_one_is_said(true_scene, tmp_path):
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
+    from synthetic_scene import run_with_true_sfm
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")
     first = train_process(layout)
@@ -581,8 +581,8 @@ def test_the_plan_is_made_under_the_lock(tmp_path, clip, finished, capsys):
 
 # --- retention and stale staging --------------------------------------------------------------------------
 def test_old_trainings_are_pruned_but_never_the_one_in_use(tmp_path):
+    from gausynth_engine._manifest import write_json_atomic
     from gausynth_engine._orchestrator import prune_trainings
-    from gausynth_engine._plan import write_json_atomic
 
     layout = RunLayout(tmp_path / "run")
     names = [f"reim_1000-2026010{i}-000000" for i in range(1, 7)] + ["orig_1000-20260101-000000",

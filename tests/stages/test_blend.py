@@ -12,14 +12,8 @@ import pytest
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported
 from gausynth_engine import StageError  # noqa: E402
-from gausynth_engine.cutout import (  # noqa: E402
-    MaskSession,
-    fill_silhouette,
-    on_white,
-    resize_alpha,
-    resolve_model,
-    rgba,
-)
+from gausynth_engine.compositing import fill_silhouette, on_white, resize_alpha, rgba  # noqa: E402
+from gausynth_engine.cutout import MaskSession, resolve_model  # noqa: E402
 from tests.conftest import small_overrides  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import small_overrides
 
 from gausynth_engine import Orchestrator, RunLayout, StageFailed, make_plan, parse_preset
-from gausynth_engine._plan import read_manifest
+from gausynth_engine._manifest import read_manifest
 from gausynth_engine._stage import StageContext
 from gausynth_engine.stages import splat
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from gausynth_engine.propagation import propagate, propagate_forward_only, segments
+from gausynth_engine.propagation import propagate, segments
 from gausynth_engine.propagation.sequence import Segment
 from gausynth_engine.stages.sheet import key_frame_indices
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from forward_only import propagate_forward_only  # noqa: E402 (the reference's scheme, a bench baseline)
 
 SIDE = 32
 
@@ -124,8 +130,8 @@ def test_the_stage_writes_every_frame_and_the_preview_video(sample_video, engine
     from conftest import small_overrides
 
     from gausynth_engine._layout import RunLayout
+    from gausynth_engine._manifest import read_manifest
     from gausynth_engine._media import list_images, probe_input, read_image, write_image
-    from gausynth_engine._plan import read_manifest
     from gausynth_engine._preset import load_preset
     from gausynth_engine._stage import StageContext
     from gausynth_engine.stages import BY_ID

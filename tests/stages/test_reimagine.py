@@ -260,7 +260,7 @@ def test_models_in_the_hugging_face_cache_are_found_and_missing_ones_named(tmp_p
 
 
 def test_download_progress_is_forwarded_not_printed(capsys):
-    from gausynth_engine.models import _progress_class
+    from gausynth_engine.model_refs import _progress_class
 
     seen = []
     bar = _progress_class(lambda done, total, unit: seen.append((done, total, unit)))(total=10, unit="B")

@@ -32,7 +32,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory, sample_video: Path):
 
 
 def test_the_sample_registers_fully_into_the_colmap_layout(sample_run) -> None:
-    from gausynth_engine._plan import read_manifest
+    from gausynth_engine._manifest import read_manifest
 
     status, layout, events = sample_run
     failures = [e.error for e in events if isinstance(e, StageFailed)]
@@ -57,7 +57,7 @@ def test_the_sample_registers_fully_into_the_colmap_layout(sample_run) -> None:
 def test_the_sample_poses_match_the_true_cameras(sample_run, sample_video: Path) -> None:
     import pycolmap
 
-    from gausynth_engine._plan import read_manifest
+    from gausynth_engine._manifest import read_manifest
     from gausynth_engine.sfm.truth import centre_error, true_centres
 
     _, layout, _ = sample_run

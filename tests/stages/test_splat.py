@@ -11,8 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from synthetic_scene import make_true_scene  # noqa: E402
+
 from gausynth_engine.splatting.dataset import load_scene  # noqa: E402
-from gausynth_engine.splatting.synthetic import make_true_scene  # noqa: E402
 from gausynth_engine.splatting.train import TrainConfig, Trainer, train  # noqa: E402
 
 SIZE = 40  # px: tiny views keep the pure-PyTorch rasterizer fast on two cores
@@ -183,9 +184,10 @@ def test_the_stage_writes_the_standard_gs_folder_and_video(true_scene, sample_vi
     """The orig variant of an 'original' preset without background removal, end to end."""
     import shutil
 
+    from synthetic_scene import run_with_true_sfm
+
     from gausynth_engine import parse_preset
     from gausynth_engine._stage import StageContext
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
     from gausynth_engine.stages import splat
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")
@@ -241,9 +243,10 @@ def test_out_of_memory_is_explained(true_scene, tmp_path, monkeypatch):
 def test_a_stage_killed_mid_training_resumes_on_the_next_run(true_scene, tmp_path):
     import shutil
 
+    from synthetic_scene import run_with_true_sfm
+
     from gausynth_engine import parse_preset
     from gausynth_engine._stage import StageContext
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
     from gausynth_engine.stages import splat
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")

@@ -14,8 +14,9 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
+from synthetic_scene import make_true_scene  # noqa: E402
+
 from gausynth_engine.splatting.dataset import load_scene  # noqa: E402
-from gausynth_engine.splatting.synthetic import make_true_scene  # noqa: E402
 from gausynth_engine.splatting.train import TrainConfig, Trainer, train  # noqa: E402
 
 
@@ -107,9 +108,10 @@ def test_mcmc_keeps_under_its_cap(true_scene, tmp_path):
 
 def test_the_stage_trains_on_the_gpu_with_a_real_preset(true_scene, tmp_path):
 
+    from synthetic_scene import run_with_true_sfm
+
     from gausynth_engine import parse_preset
     from gausynth_engine._stage import StageContext
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
     from gausynth_engine.stages import splat
 
     layout = run_with_true_sfm(true_scene, tmp_path / "run")

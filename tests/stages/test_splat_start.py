@@ -15,8 +15,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from synthetic_scene import make_true_scene  # noqa: E402
+
 from gausynth_engine.splatting.dataset import Scene, load_scene  # noqa: E402
-from gausynth_engine.splatting.synthetic import make_true_scene  # noqa: E402
 from gausynth_engine.splatting.train import TrainConfig, Trainer, train  # noqa: E402
 
 SIZE = 32

@@ -48,7 +48,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def scene(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from gausynth_engine.splatting.synthetic import make_true_scene
+    from synthetic_scene import make_true_scene
 
     return make_true_scene(tmp_path_factory.mktemp("scene"), views=12, width=SIZE, height=SIZE, points=600,
                            cameras_json=sample_video.with_suffix(".cameras.json"))
@@ -206,13 +206,13 @@ def tiny(tmp_path_factory):
 
 def lay_out_run(scene, root: Path) -> Path:
     """A run folder as splat_orig leaves it: the SfM model, and gs/orig_*/ with its PLY."""
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
+    from synthetic_scene import run_with_true_sfm
 
     layout = run_with_true_sfm(scene, root)
     gs = layout.gs / "orig_30-20260101-000000"
     write_ply(gs / "point_cloud" / "iteration_30" / "point_cloud.ply", gaussians_at_surface(scene[0]))
     (gs / "results.json").write_text(json.dumps({"evaluations": {}}))
-    from gausynth_engine._plan import write_json_atomic
+    from gausynth_engine._manifest import write_json_atomic
 
     write_json_atomic(layout.manifest("splat_orig"), {  # finished, on this run's SfM model
         "stage": "splat_orig", "fingerprint": "orig", "inputs": {"sfm": None},
@@ -296,7 +296,7 @@ def test_guidance_and_batches_set_the_unet_calls(tiny, world, guidance, batch, c
 
 
 def test_without_the_original_3dgs_the_stage_says_what_to_run(tiny, scene, tmp_path):
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
+    from synthetic_scene import run_with_true_sfm
 
     layout = run_with_true_sfm(scene, tmp_path / "run")
     with pytest.raises(StageError, match=r"splat_orig has not finished in this run: synchronised diffusion needs .* run the stages from splat_orig"):

@@ -122,11 +122,13 @@ def test_a_key_tile_lands_on_its_sd_box_in_a_wide_frame():
 # --- the stage in a run folder ----------------------------------------------------------------
 def make_run(world: dict, root: Path, method: str = "reproject") -> Path:
     """A run folder as if preprocess, sfm, splat_orig, sheet and reimagine had finished."""
+    from synthetic_scene import run_with_true_sfm
+
+    from gausynth_engine._manifest import write_json_atomic
     from gausynth_engine._media import write_image
-    from gausynth_engine._plan import make_plan, write_json_atomic
+    from gausynth_engine._plan import make_plan
     from gausynth_engine._preset import parse_preset
     from gausynth_engine.splatting.ply import write_ply
-    from gausynth_engine.splatting.synthetic import run_with_true_sfm
 
     tmp = world["tmp"]
     scene = (tmp / "sample" / "sparse" / "0", tmp / "sample" / "images")
@@ -282,7 +284,8 @@ def test_bad_input_is_one_clear_line(world, tmp_path, breakage, words):
 # --- the route in the plan --------------------------------------------------------------------
 def test_the_3d_route_plans_its_own_stages_and_a_new_prompt_keeps_sfm_and_the_original_3dgs(tmp_path):
     from gausynth_engine._layout import RunLayout
-    from gausynth_engine._plan import make_plan, write_json_atomic
+    from gausynth_engine._manifest import write_json_atomic
+    from gausynth_engine._plan import make_plan
     from gausynth_engine._preset import parse_preset
 
     video = tmp_path / "clip.mp4"

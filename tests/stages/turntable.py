@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from synthetic_scene import make_true_scene, run_with_true_sfm, true_cameras
 
 from gausynth_engine._layout import RunLayout
 from gausynth_engine._media import read_image, write_image
 from gausynth_engine._sample import _intersect, pixel_rays
-from gausynth_engine.splatting.synthetic import make_true_scene, run_with_true_sfm, true_cameras
 
 
 def silhouette(K: np.ndarray, w2c: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -58,7 +58,8 @@ def write_snapshot(layout: RunLayout, overrides: list[str]) -> None:
 
 def write_manifests(layout: RunLayout, done: tuple[str, ...]) -> None:
     """Leaves the manifests the engine would have left for `done` stages (so plans say "unchanged")."""
-    from gausynth_engine._plan import make_plan, write_json_atomic
+    from gausynth_engine._manifest import write_json_atomic
+    from gausynth_engine._plan import make_plan
     from gausynth_engine._preset import load_preset
     from gausynth_engine.cli import resolve_paths
 

@@ -1,4 +1,4 @@
-"""A COLMAP scene of the generated sample from its TRUE cameras: for tests and benches.
+"""A COLMAP scene of the generated sample from its TRUE cameras: a fixture for tests and benches.
 
 It stands in for the SfM stage's output (`colmap/sparse/0` + `colmap/images`), so the 3DGS code
 can be checked on its own: views rendered by `_sample.render_view`, one PINHOLE camera, and
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .._layout import RunLayout
+    from gausynth_engine._layout import RunLayout
 
-from .._sample import SampleSpec, _intersect, albedo, orbit_cameras, render_view
+from gausynth_engine._sample import SampleSpec, _intersect, albedo, orbit_cameras, render_view
 
 
 def surface_points(K: np.ndarray, poses: np.ndarray, width: int, height: int, count: int,
@@ -67,7 +67,7 @@ def make_true_scene(folder: Path, views: int = 24, width: int = 64, height: int 
     """
     import pycolmap
 
-    from .._media import frame_name, write_image
+    from gausynth_engine._media import frame_name, write_image
 
     folder = Path(folder)
     K, poses = true_cameras(cameras_json, views, width, height)
@@ -110,8 +110,8 @@ def run_with_true_sfm(scene: tuple[Path, Path], root: Path) -> RunLayout:
     """
     import shutil
 
-    from .._layout import RunLayout
-    from ..sfm.layout import distorted_sparse
+    from gausynth_engine._layout import RunLayout
+    from gausynth_engine.sfm.layout import distorted_sparse
 
     sparse, images = scene
     layout = RunLayout(Path(root))
