@@ -110,12 +110,11 @@ def in_between(ctx: StageContext, frame_size: tuple[int, int]) -> InBetween | No
     """Gives the input's frames that preprocess did not sample, read at the SfM frames' size,
     or None when it sampled every frame (or the preset lends none)."""
     from .._media import probe_input, read_frames
-    from .._plan import read_manifest
     from ..framing import resize
     from ..sfm.bridges import InBetween
 
     p: Params = ctx.params
-    pre = (read_manifest(ctx.layout, "preprocess") or {}).get("record", {})
+    pre = ctx.upstream("preprocess").record
     positions, count = pre.get("source_indices") or [], int(pre.get("input_frames") or 0)
     if p.bridge_frames == 0 or not positions or count <= len(positions):
         return None
