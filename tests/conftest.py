@@ -22,6 +22,17 @@ def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one torch thread is many times faster than two on a busy two-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """`../shared/data`, or a clean skip on machines without it."""
     if not SHARED_DATA.is_dir():

@@ -65,7 +65,7 @@ class TrainConfig:
     absgrad: bool = False  # densify on absolute 2-D gradients (AbsGS), with its own threshold
     opacity_reset: bool = True  # the 3DGS recipe's opacity resets while densifying
     exposure: bool = False  # learn a colour affine per train image (exposure, white balance)
-    exposure_lr: float = 5e-3  # Adam step of those affines: ~0.3 % per visit of a view
+    exposure_lr: float = 5e-3  # Adam step of those affines: up to ~0.5 % per visit of a view
     # Densification schedule; 0 = scaled to the run (see `schedule`).
     refine_start: int = 0
     refine_every: int = 0

@@ -34,13 +34,7 @@ def true_scene(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                            points=500, cameras_json=cameras)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is many times faster than two on a busy two-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Recorder:

@@ -30,12 +30,7 @@ def scene(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Scene
                                        height=SIZE, points=600, cameras_json=cameras))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(iterations: int, **extra: object) -> TrainConfig:
