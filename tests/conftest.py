@@ -74,3 +74,19 @@ def engine_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return status, layout, events
 
     return run
+
+
+def stop_viewers(meta: Path) -> None:
+    """Stops every browser viewer of a run (SIGTERM) and waits until none is registered."""
+    import os
+    import signal
+    import time
+
+    from gausynth_engine.viewer import live
+
+    for v in live.viewers(meta):
+        os.kill(int(v["pid"]), signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while live.viewers(meta) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not live.viewers(meta)

@@ -402,7 +402,7 @@ def test_tensorboard_curves_come_from_the_journal_only_when_asked(tmp_path, caps
 # --- the viewer from the app ---------------------------------------------------------------------
 @needs_viser
 def test_the_app_starts_one_viewer_and_tells_where_it_is(tiny_run):
-    import signal
+    from conftest import stop_viewers
 
     from gausynth_engine.viewer import live
     from gausynth_engine.viewer.server import launch
@@ -414,9 +414,4 @@ def test_the_app_starts_one_viewer_and_tells_where_it_is(tiny_run):
         assert launch(tiny_run, port=0) == text  # a second ask finds the running one
         assert len(live.viewers(tiny_run.meta)) == 1
     finally:
-        for v in live.viewers(tiny_run.meta):
-            os.kill(int(v["pid"]), signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while live.viewers(tiny_run.meta) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not live.viewers(tiny_run.meta)
+        stop_viewers(tiny_run.meta)

@@ -4,10 +4,7 @@ it) and says where it is and how to reach it over SSH, as the training monitor's
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import signal
-import time
 
 import pytest
 
@@ -19,6 +16,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("viser") is None, reaso
 
 
 async def test_v_on_the_board_serves_this_runs_splat_and_prints_the_ssh_line(recorded):
+    from conftest import stop_viewers
+
     from gausynth_engine.viewer import live
 
     layout = recorded.runs["plush-dog"]
@@ -41,9 +40,4 @@ async def test_v_on_the_board_serves_this_runs_splat_and_prints_the_ssh_line(rec
             await wait_for(pilot, lambda: len(said()) == 2)
             assert said()[1] == said()[0] and len(live.viewers(layout.meta)) == 1
     finally:
-        for v in live.viewers(layout.meta):
-            os.kill(int(v["pid"]), signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while live.viewers(layout.meta) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    assert not live.viewers(layout.meta)
+        stop_viewers(layout.meta)
