@@ -179,7 +179,6 @@ def variant_worker(layout: Path, name: str, iterations: int, out: Path) -> None:
         changes["refine_stop"] = int(share * iterations)
     config = dataclasses.replace(train_config(preset.splat, iterations), eval_at=(iterations,),
                                  checkpoint_every=10**9, **changes)
-    load_views(layout, "masked")
     scene = load_scene(layout / "colmap" / "sparse" / "0", layout / ".bench" / "masked", config.background)
     import torch
 
@@ -190,6 +189,7 @@ def variant_worker(layout: Path, name: str, iterations: int, out: Path) -> None:
 
 def bench_variants(name: str, layout: Path, iterations: int, names: list[str], out: Path) -> list[dict]:
     """Runs the variants in parallel processes; gives their rows (scored like the others)."""
+    load_views(layout, "masked")  # the undistorted masked views, made once before the workers read them
     procs = {v: subprocess.Popen([sys.executable, __file__, "--variant-worker", str(layout), v,
                                   str(iterations), str(out / name / v)], cwd=REPO)
              for v in names}

@@ -18,7 +18,7 @@ import json
 import os
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -124,6 +124,7 @@ class Schedule:
     refine_stop: int
     refine_every: int
     reset_every: int
+    reset_stop: int  # opacity resets only before this step (the run's first half)
     sh_every: int
     grow_grad2d: float
 
@@ -140,22 +141,19 @@ def schedule(config: TrainConfig, fine_tune: bool = False) -> Schedule:
     opacity reset (it would erase the geometry it starts from) and densifies only when
     `config.init_refine` asks."""
     t = config.iterations
-    if fine_tune:
-        never = 10 * t + 10
-        grad = config.grow_grad2d or (0.0008 if config.absgrad else 0.0002)
-        if not config.init_refine:
-            return Schedule(never, never + 1, never, never, 1, grad)
-        stop = config.refine_stop or min(15_000, int(config.densify_until * t))
-        start = config.refine_start or min(500, max(10, t // 20))
-        every = config.refine_every or min(100, max(10, t // 100))
-        return Schedule(start, stop, every, never, 1, grad)
     stop = config.refine_stop or min(15_000, int(config.densify_until * t))
     start = config.refine_start or min(500, max(10, t // 20))
     every = config.refine_every or min(100, max(10, t // 100))
     reset = config.reset_every or min(3000, max(100, (3 * t) // 10))
     sh_every = config.sh_every or min(1000, max(10, t // 10))
     grad = config.grow_grad2d or (0.0008 if config.absgrad else 0.0002)
-    return Schedule(start, stop, every, reset, sh_every, grad)
+    plan = Schedule(start, stop, every, reset, min(stop, t // 2 + 1), sh_every, grad)
+    if not fine_tune:
+        return plan
+    never = 10 * t + 10
+    plan = replace(plan, reset_every=never, sh_every=1)
+    return plan if config.init_refine else \
+        replace(plan, refine_start=never, refine_stop=never + 1, refine_every=never)
 
 
 def make_strategy(config: TrainConfig, s: Schedule) -> Any:
@@ -214,11 +212,13 @@ class Trainer:
         self.strategy.check_sanity(self.params, self.optimizers)
         self.state = self.strategy.initialize_state(scene_scale=self.scene_scale) if not mcmc \
             else self.strategy.initialize_state()
-        # Per-image exposure: the render's colours × (I + A_v) + b_v, A/b learnt per train view,
-        # float32 [V, 12] (9 matrix + 3 offset deltas); the model itself stays exposure-free
-        # and test views render with none.
-        self.exposure = torch.nn.Parameter(torch.zeros(len(scene.names), 12, device=device))
-        self.exposure_opt = torch.optim.Adam([self.exposure], lr=config.exposure_lr) if config.exposure else None
+        # Per-image exposure (None unless asked for): the render's colours × (I + A_v) + b_v, A/b
+        # learnt per train view, float32 [V, 12] (9 matrix + 3 offset deltas); the model itself
+        # stays exposure-free and test views render with none.
+        self.exposure = torch.nn.Parameter(torch.zeros(len(scene.names), 12, device=device)) \
+            if config.exposure else None
+        self.exposure_opt = None if self.exposure is None else \
+            torch.optim.Adam([self.exposure], lr=config.exposure_lr)
         self.views = torch.Generator().manual_seed(config.seed)  # which view each step trains on
         self.step_done = 0
         self.loss_ema: torch.Tensor | None = None
@@ -229,30 +229,24 @@ class Trainer:
     def num_gaussians(self) -> int:
         return len(self.params["means"])
 
-    def render(self, view: int, sh_degree: int | None = None,
-               background: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    def render(self, view: int, sh_degree: int | None = None, background: torch.Tensor | None = None,
+               exposed: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
         """Gives (rgb [1, H, W, 3], info) of one view with the current Gaussians, over
-        `background` [3] (default: the evaluation background)."""
-        rgb, _, info = render(self.params, self.viewmats[view:view + 1], self.Ks[view:view + 1],
-                              self.width, self.height,
-                              sh_degree=self.config.sh_degree if sh_degree is None else sh_degree,
-                              background=self.background if background is None else background,
-                              backend=self.backend, packed=self.config.packed,
-                              antialiased=self.config.antialiased, absgrad=self.config.absgrad)
-        return rgb, info
-
-    def render_exposed(self, view: int, sh_degree: int, background: torch.Tensor
-                       ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Gives (rgb [1, H, W, 3], info) of one view through its learnt exposure: the
-        premultiplied colour c·α becomes (I + A)·c·α + b·α, then the background fills 1 − α."""
+        `background` [3] (default: the evaluation background). `exposed`: through the view's
+        learnt exposure — the premultiplied colour c·α becomes (I + A)·c·α + b·α, then the
+        background fills 1 − α."""
         c = self.config
+        background = self.background if background is None else background
         rgb, alpha, info = render(self.params, self.viewmats[view:view + 1], self.Ks[view:view + 1],
-                                  self.width, self.height, sh_degree=sh_degree,
-                                  background=torch.zeros(3, device=self.device), backend=self.backend,
-                                  packed=c.packed, antialiased=c.antialiased, absgrad=c.absgrad)
-        d = self.exposure[view]
-        matrix = torch.eye(3, device=self.device) + d[:9].view(3, 3)
-        rgb = rgb @ matrix.T + d[9:] * alpha + background * (1.0 - alpha)
+                                  self.width, self.height,
+                                  sh_degree=c.sh_degree if sh_degree is None else sh_degree,
+                                  background=torch.zeros_like(background) if exposed else background,
+                                  backend=self.backend, packed=c.packed,
+                                  antialiased=c.antialiased, absgrad=c.absgrad)
+        if exposed:
+            d = self.exposure[view]
+            matrix = torch.eye(3, device=self.device) + d[:9].view(3, 3)
+            rgb = rgb @ matrix.T + d[9:] * alpha + background * (1.0 - alpha)
         return rgb, info
 
     def target(self, view: int, background: torch.Tensor) -> torch.Tensor:
@@ -276,16 +270,13 @@ class Trainer:
         if self.alphas is not None and c.random_background:
             background = torch.rand(3, device=self.device)
         target = self.target(view, background)
-        degree = min(step // sched.sh_every, c.sh_degree)
-        if self.exposure_opt is None:
-            rgb, info = self.render(view, degree, background)
-        else:
-            rgb, info = self.render_exposed(view, degree, background)
+        rgb, info = self.render(view, min(step // sched.sh_every, c.sh_degree), background,
+                                exposed=self.exposure is not None)
         self.strategy.step_pre_backward(self.params, self.optimizers, self.state, step, info)
         if self.valid is not None:  # pixels with no picture: no loss (the render stands in)
             target = torch.where(self.valid[view:view + 1], target, rgb.detach())
         loss = splat_loss(rgb, target, c.ssim_lambda)
-        if self.exposure_opt is not None:  # keep the corrections small: the model holds colour
+        if self.exposure is not None:  # keep the corrections small: the model holds colour
             loss = loss + 0.1 * self.exposure[view].square().mean()
         if c.strategy == "mcmc":  # gsplat's MCMC regularisers
             loss = loss + 0.01 * torch.sigmoid(self.params["opacities"]).mean() \
@@ -300,7 +291,7 @@ class Trainer:
         else:
             self.strategy.step_post_backward(self.params, self.optimizers, self.state, step, info,
                                              packed=c.packed)
-            if c.opacity_reset and sched.refine_start < step < min(sched.refine_stop, c.iterations // 2 + 1) \
+            if c.opacity_reset and sched.refine_start < step < sched.reset_stop \
                     and step % sched.reset_every == 0:
                 from gsplat.strategy.ops import reset_opa
 
@@ -322,7 +313,7 @@ class Trainer:
                 "params": {k: v.detach().cpu() for k, v in self.params.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "strategy": {k: v.cpu() if torch.is_tensor(v) else v for k, v in self.state.items()},
-                "exposure": self.exposure.detach().cpu(),
+                "exposure": None if self.exposure is None else self.exposure.detach().cpu(),
                 "exposure_opt": None if self.exposure_opt is None else self.exposure_opt.state_dict(),
                 "views": self.views.get_state(), "rng": checkpoint.rng_state(),
                 "loss_ema": None if self.loss_ema is None else float(self.loss_ema),
@@ -336,10 +327,9 @@ class Trainer:
             opt.load_state_dict(data["optimizers"][k])
         self.state = {k: v.to(self.device) if torch.is_tensor(v) else v
                       for k, v in data["strategy"].items()}
-        with torch.no_grad():
-            if data.get("exposure") is not None:
+        if self.exposure is not None and data.get("exposure") is not None:
+            with torch.no_grad():
                 self.exposure.copy_(data["exposure"].to(self.device))
-        if self.exposure_opt is not None and data.get("exposure_opt") is not None:
             self.exposure_opt.load_state_dict(data["exposure_opt"])
         self.views.set_state(data["views"])
         checkpoint.set_rng_state(data["rng"])

@@ -144,14 +144,14 @@ def video_fps(ctx: StageContext) -> float:
     return record_fps(record, len(record["frames"]), fallback=24.0) if "frames" in record else 24.0
 
 
-def original_ply(layout: RunLayout, ctx_need: str = "this stage") -> Path:
+def original_ply(layout: RunLayout, needed_by: str = "this stage") -> Path:
     """Gives the PLY of the finished original 3DGS (its last iteration), refusing one that is
-    missing or stale; `ctx_need` says who needs it, for the message."""
+    missing or stale; `needed_by` says who needs it, for the message."""
     from .._manifest import read_manifest
 
     manifest = read_manifest(layout, "splat_orig")
     if manifest is None:
-        raise StageError(f"splat_orig has not finished in this run: {ctx_need} needs the original 3DGS; "
+        raise StageError(f"splat_orig has not finished in this run: {needed_by} needs the original 3DGS; "
                          "run the stages from splat_orig")
     folder = layout.root / manifest.get("record", {}).get("folder", "")
     plys = sorted(folder.glob("point_cloud/iteration_*/point_cloud.ply"),
