@@ -12,14 +12,18 @@ Every figure is computed here from the 8-bit test renders, the same way for all 
   or the masked photo over white);
 - object PSNR: only the object's pixels (our mask > 0.5), against the original photo — the
   figure that compares masked and unmasked trainings.
+PSNR is over the squared errors of all test views pooled (a bad view weighs in fully); the
+`*_views` columns give the mean of per-view PSNRs, the way 3DGS papers (and our trainer's
+results.json) report it, which reads 0.5–2 dB higher on the same renders.
 LPIPS: only with local weights (none on these machines), said so.
 
     python bench/splat_quality.py --data .data [--sets plush-dog,kermit,apple-video]
                                    [--iterations 10000] [--out $OUT] [--variants all]
 
 `--variants` also trains our trainer with single options changed (exposure compensation, absgrad,
-antialiased, a longer densification, MCMC) on the same masked views, in parallel processes after
-the timed runs (their times are shared-GPU times, labelled so), to decide defaults by measurement.
+antialiased, a longer densification, no opacity reset, MCMC) on the same masked views, one after
+another after the timed runs (each timed alone, like the others), to decide defaults by
+measurement. `--ours-set splat.KEY=VALUE` (repeatable) changes our CLI run's preset.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ sys.path.insert(0, str(REPO / "bench"))
 SETS = {"plush-dog": "plush-dog/images", "kermit": "kermit/images", "apple-video": "apple-video/apple.mp4"}
 
 
-COLMAP_SIZE: list[str] = []  # e.g. ["preprocess.colmap_size=740"] (--colmap-size)
+OUR_SETS: list[str] = []  # preset changes of our CLI runs (--colmap-size, --ours-set)
 ROWS_SO_FAR: list[Path] = []  # rows.jsonl: every row as soon as it is measured (a cut run keeps them)
 
 
@@ -56,7 +60,7 @@ def run_ours(source: Path, root: Path, name: str, iterations: int, extra: list[s
     """Runs the original-only preset through the CLI; gives its splat_orig manifest + wall time."""
     sets = [f"run.input={source}", f"run.outputs_root={root}", f"run.directory={name}",
             "preprocess.num_frames=0", f"splat.iterations={iterations}",
-            f"splat.eval_at=[{iterations}]", *COLMAP_SIZE, *extra]
+            f"splat.eval_at=[{iterations}]", *OUR_SETS, *extra]
     argv = [sys.executable, "-m", "gausynth_engine", "run", "original-only"]
     for s in sets:
         argv += ["--set", s]
@@ -95,7 +99,9 @@ def scores(renders: dict[str, np.ndarray], layout: Path, masked_target: bool) ->
         inside = alpha[..., 0] > 0.5
         obj.append(np.mean((r[inside] - photo[inside]) ** 2))
     p = lambda mse: float(10 * np.log10(255.0**2 / np.mean(mse)))  # noqa: E731
-    return {"frame_psnr": p(frame), "frame_ssim": float(np.mean(ss)), "object_psnr": p(obj)}
+    per_view = lambda mses: float(np.mean([p(m) for m in mses]))  # noqa: E731
+    return {"frame_psnr": p(frame), "frame_ssim": float(np.mean(ss)), "object_psnr": p(obj),
+            "frame_psnr_views": per_view(frame), "object_psnr_views": per_view(obj)}
 
 
 _VIEWS: dict[tuple[str, str], dict[str, np.ndarray]] = {}
@@ -157,7 +163,10 @@ def bench_set(name: str, source: Path, root: Path, iterations: int, masks: tuple
 
 # Our trainer with one option changed from the preset's defaults (TrainConfig fields).
 VARIANTS = {"exposure": {"exposure": True}, "absgrad": {"absgrad": True},
-            "antialiased": {"antialiased": True}, "densify-80%": {"refine_stop_share": 0.8},
+            "antialiased": {"antialiased": True}, "densify-50%": {"densify_until": 0.5},
+            "densify-80%": {"densify_until": 0.8}, "densify-100%": {"densify_until": 1.0},
+            "no-reset": {"opacity_reset": False},
+            "densify-100%+no-reset": {"densify_until": 1.0, "opacity_reset": False},
             "exposure+absgrad": {"exposure": True, "absgrad": True},
             "mcmc-300k": {"strategy": "mcmc", "max_gaussians": 300_000}}
 
@@ -174,9 +183,6 @@ def variant_worker(layout: Path, name: str, iterations: int, out: Path) -> None:
 
     preset = load_preset(layout / ".gausynth" / "preset.toml")
     changes = dict(VARIANTS[name])
-    share = changes.pop("refine_stop_share", None)
-    if share:
-        changes["refine_stop"] = int(share * iterations)
     config = dataclasses.replace(train_config(preset.splat, iterations), eval_at=(iterations,),
                                  checkpoint_every=10**9, **changes)
     scene = load_scene(layout / "colmap" / "sparse" / "0", layout / ".bench" / "masked", config.background)
@@ -188,21 +194,21 @@ def variant_worker(layout: Path, name: str, iterations: int, out: Path) -> None:
 
 
 def bench_variants(name: str, layout: Path, iterations: int, names: list[str], out: Path) -> list[dict]:
-    """Runs the variants in parallel processes; gives their rows (scored like the others)."""
+    """Runs the variants one after another, each in its own process (timed alone); gives their
+    rows (scored like the others)."""
     load_views(layout, "masked")  # the undistorted masked views, made once before the workers read them
-    procs = {v: subprocess.Popen([sys.executable, __file__, "--variant-worker", str(layout), v,
-                                  str(iterations), str(out / name / v)], cwd=REPO)
-             for v in names}
     rows = []
-    for v, proc in procs.items():
-        if proc.wait() != 0:
+    for v in names:
+        proc = subprocess.run([sys.executable, __file__, "--variant-worker", str(layout), v,
+                               str(iterations), str(out / name / v)], cwd=REPO)
+        if proc.returncode != 0:
             print(f"{name}: variant {v} failed ({proc.returncode})", flush=True)
             continue
         summary = json.loads((out / name / v / "summary.json").read_text())
         s = scores(our_renders(out / name / v, iterations), layout, True)
         rows.append({"set": name, "who": f"ours {v}", "masks": True, **s, "gaussians": summary["gaussians"],
                      "train_s": round(summary["train_s"], 1), "its": round(iterations / summary["train_s"], 1),
-                     "peak_vram_gb": None, "shared_gpu": True})
+                     "peak_vram_gb": None})
         said(rows[-1])
     return rows
 
@@ -229,7 +235,9 @@ def main() -> int:
                         help="train with masks, without, or both (default)")
     parser.add_argument("--colmap-size", type=int, default=0,
                         help="frames' long side for SfM and 3DGS (default: the preset's)")
-    parser.add_argument("--variants", default="", help=f"'all' or some of {','.join(VARIANTS)}")
+    parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a preset change for our CLI runs (repeatable)")
+    parser.add_argument("--variants", default="", help=f"'all' or some of {','.join(VARIANTS)}".replace('%', '%%'))
     parser.add_argument("--variant-worker", nargs=4, metavar=("LAYOUT", "NAME", "ITERATIONS", "OUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -238,7 +246,8 @@ def main() -> int:
         variant_worker(Path(layout), name, int(iterations), Path(folder))
         return 0
     if args.colmap_size:
-        COLMAP_SIZE.append(f"preprocess.colmap_size={args.colmap_size}")
+        OUR_SETS.append(f"preprocess.colmap_size={args.colmap_size}")
+    OUR_SETS.extend(args.ours_set)
     variants = list(VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,12 +263,13 @@ def main() -> int:
             (out / "splat_quality.json").write_text(json.dumps(rows, indent=1))
     print("\nLPIPS: not computed (no LPIPS weights on this machine)")
     print(f"{'set':<12} {'who':<22} {'masks':<5} {'frame PSNR':>10} {'SSIM':>6} {'object PSNR':>11} "
-          f"{'#Gauss':>8} {'train s':>8} {'it/s':>6} {'VRAM GB':>7}")
+          f"{'per view':>13} {'#Gauss':>8} {'train s':>8} {'it/s':>6} {'VRAM GB':>7}")
     for r in rows:
+        views = f"{r['frame_psnr_views']:.2f}/{r['object_psnr_views']:.2f}"
         print(f"{r['set']:<12} {r['who']:<22} {str(r['masks']):<5} {r['frame_psnr']:>10.2f} "
-              f"{r['frame_ssim']:>6.3f} {r['object_psnr']:>11.2f} {r['gaussians']:>8} "
+              f"{r['frame_ssim']:>6.3f} {r['object_psnr']:>11.2f} {views:>13} {r['gaussians']:>8} "
               f"{r['train_s'] or 0:>8.1f} {r['its']:>6.1f} {r['peak_vram_gb'] or 0:>7.2f}")
-    print("(rows 'ours <variant>' trained side by side on one GPU: their times are not comparable)")
+    print("(rows 'ours <variant>': our trainer called directly with one option changed, timed alone)")
     print("\nratios ours / plain (same set, same masks): frame PSNR difference in dB, time ratio")
     for r in rows:
         if not r["who"].startswith("ours"):

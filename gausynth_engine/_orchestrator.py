@@ -76,12 +76,12 @@ class Orchestrator:
         self.command = command
         self.on_event = on_event or (lambda e: None)
         self.cancelled = False
-        self._current: asyncio.subprocess.Process | None = None
+        self._running: set[asyncio.subprocess.Process] = set()  # the workers alive now
         self._journal: JournalWriter | None = None
         self._lock_fd: int | None = None
         self.place = place  # None: every stage runs here, on GPU 0
-        self._placement = Placement()
-        self._waiting: asyncio.Future[Placement] | None = None
+        self._waiting: set[asyncio.Future[Placement]] = set()  # stages waiting for their place
+        self._last_sample: dict[int, float] = {}  # GPU index -> time of its last telemetry event
 
     # --- public -----------------------------------------------------------------------------
     def run(self, plan: Plan | Callable[[], Plan]) -> str:
@@ -144,13 +144,13 @@ class Orchestrator:
             lock.release()
 
     def cancel(self) -> None:
-        """Stops the running worker's process group; the run ends as cancelled."""
+        """Stops the running workers' process groups; the run ends as cancelled."""
         self.cancelled = True
-        proc = self._current
-        if proc is not None and proc.returncode is None:
-            _kill_group(proc.pid, signal.SIGTERM)
-        if self._waiting is not None:
-            self._waiting.cancel()  # a stage still waiting for its place never starts
+        for proc in list(self._running):
+            if proc.returncode is None:
+                _kill_group(proc.pid, signal.SIGTERM)
+        for waiting in list(self._waiting):
+            waiting.cancel()  # a stage still waiting for its place never starts
 
     # --- internals --------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
@@ -161,46 +161,71 @@ class Orchestrator:
         except OSError:
             pass  # the terminal is gone (SSH dropped): the journal still has everything
 
+    def _at_once(self) -> int:
+        """Gives how many stages of this run may run at the same time (`run.parallel_stages`);
+        under a queue's placement, one (the queue overlaps runs instead)."""
+        return 1 if self.place is not None else max(1, int(self.preset.run.parallel_stages))
+
     async def _run_steps(self, plan: Plan) -> str:
+        """Runs the plan's stages, each as soon as the stages it comes after have finished (up
+        to `_at_once()` together, in plan order): a failed stage fails what depends on it and
+        nothing else; a cancel stops all of them."""
+        todo = list(plan.to_run)
+        planned = {step.stage.id for step in todo}
+        done: set[str] = set()
         failed: set[str] = set()
-        for step in plan.to_run:
-            if self.cancelled:
-                return "cancelled"
-            blocked = [u for u in step.inputs if u in failed]
-            if blocked:
-                failed.add(step.stage.id)
-                self._emit(StageFailed(stage=step.stage.id,
-                                       error=f"not run: upstream {', '.join(blocked)} failed"))
-                continue
-            outcome = await self._run_placed(step)
-            if outcome == "cancelled":
-                return "cancelled"
-            if outcome == "failed":
-                failed.add(step.stage.id)
+        running: dict[asyncio.Task[str], str] = {}
+        limit = self._at_once()
+        while todo or running:
+            for step in list(todo):
+                if self.cancelled or len(running) >= limit:
+                    break
+                ups = [u for u in step.inputs if u in planned]
+                blocked = [u for u in ups if u in failed]
+                if blocked:
+                    todo.remove(step)
+                    failed.add(step.stage.id)
+                    self._emit(StageFailed(stage=step.stage.id,
+                                           error=f"not run: upstream {', '.join(blocked)} failed"))
+                elif all(u in done for u in ups):
+                    todo.remove(step)
+                    running[asyncio.ensure_future(self._run_placed(step))] = step.stage.id
+            if not running:
+                break  # cancelled (or nothing left that can start)
+            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                sid = running.pop(task)
+                outcome = task.result()
+                if outcome == "done":
+                    done.add(sid)
+                elif outcome == "failed":
+                    failed.add(sid)
+        if self.cancelled:
+            return "cancelled"
         return "failed" if failed else "done"
 
     async def _run_placed(self, step: StagePlan) -> str:
         """Runs a stage where `place` puts it, holding that place until the stage has ended."""
         if self.place is None:
-            return await self._run_stage(step)
+            return await self._run_stage(step, Placement())
         claim = self.place(step)
-        self._waiting = asyncio.ensure_future(claim.__aenter__())
+        waiting = asyncio.ensure_future(claim.__aenter__())
+        self._waiting.add(waiting)
         try:
-            self._placement = await self._waiting
+            placement = await waiting
         except asyncio.CancelledError:
             if not self.cancelled:
                 raise
             self._emit(StageCancelled(stage=step.stage.id))
             return "cancelled"
         finally:
-            self._waiting = None
+            self._waiting.discard(waiting)
         try:
-            return await self._run_stage(step)
+            return await self._run_stage(step, placement)
         finally:
-            self._placement = Placement()
             await claim.__aexit__(None, None, None)
 
-    async def _run_stage(self, step: StagePlan) -> str:
+    async def _run_stage(self, step: StagePlan, placement: Placement) -> str:
         sid = step.stage.id
         layout = self.layout
         staging = layout.staging_for(sid).root
@@ -216,7 +241,7 @@ class Orchestrator:
             self._emit(StageFailed(stage=sid, error=os_error_line(e, "preparing the stage")))
             return "failed"
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ, **self._placement.env, GAUSYNTH_EVENT_FD=str(write_fd),
+        env = dict(os.environ, **placement.env, GAUSYNTH_EVENT_FD=str(write_fd),
                    PYTHONUNBUFFERED="1")
         env.setdefault("ORT_DISABLE_TELEMETRY", "1")
         started = time.time()
@@ -227,23 +252,23 @@ class Orchestrator:
             # still holds the folder and no rerun can start a second worker beside it.
             fds = (write_fd,) if self._lock_fd is None else (write_fd, self._lock_fd)
             proc = await asyncio.create_subprocess_exec(
-                *(self._placement.command or (sys.executable, "-m", "gausynth_engine.worker")),
+                *(placement.command or (sys.executable, "-m", "gausynth_engine.worker")),
                 str(layout.root), sid,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=fds, start_new_session=True, env=env)
         os.close(write_fd)
-        self._current = proc
+        self._running.add(proc)
         who = ProcessId.of(proc.pid)
         self._emit(StageStarted(stage=sid, pid=proc.pid, fingerprint=step.fingerprint,
                                 log=str(log_path), start=who.start, host=HOST, boot=who.boot))
-        telemetry = asyncio.create_task(self._sample_gpu(proc))
+        telemetry = asyncio.create_task(self._sample_gpu(proc, placement))
         result: dict[str, Any] = {}
         try:
             await self._read_events(sid, read_fd, result)
             code = await proc.wait()
         finally:
             telemetry.cancel()
-            self._current = None
+            self._running.discard(proc)
             # Whatever the worker left behind in its group (helpers) must not outlive it.
             _kill_group(proc.pid, signal.SIGKILL)
         if self.cancelled:
@@ -306,16 +331,24 @@ class Orchestrator:
         finally:
             transport.close()
 
-    async def _sample_gpu(self, proc: asyncio.subprocess.Process) -> None:
-        gpus = self._placement.gpus
+    async def _sample_gpu(self, proc: asyncio.subprocess.Process, placement: Placement) -> None:
+        """Samples the stage's GPU while its worker lives; stages running together on one GPU
+        share its samples (one every TELEMETRY_PERIOD, not one per stage)."""
+        gpus = placement.gpus
         if gpus == ():
             return  # the stage runs on no GPU of this machine
-        sampler = GpuSampler(gpus[0] if gpus else 0)
+        index = gpus[0] if gpus else 0
+        sampler = GpuSampler(index)
         if not sampler.available:
-            self._emit(sampler.sample())  # once: says N/A and why
+            if index not in self._last_sample:
+                self._last_sample[index] = time.monotonic()
+                self._emit(sampler.sample())  # once: says N/A and why
             return
         while proc.returncode is None:
-            self._emit(sampler.sample())
+            now = time.monotonic()
+            if now - self._last_sample.get(index, -1e9) >= 0.9 * TELEMETRY_PERIOD:
+                self._last_sample[index] = now
+                self._emit(sampler.sample())
             await asyncio.sleep(TELEMETRY_PERIOD)
 
 

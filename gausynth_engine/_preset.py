@@ -31,6 +31,10 @@ class RunParams:
                           "diffusion.", choices=("reimagine", "reimagine-3d", "reimagine-sync", "original"))
     device: str = param("auto", "Where GPU stages run; auto = CUDA when present.",
                         choices=("auto", "cuda", "cpu"))
+    parallel_stages: int = param(2, "Stages of the run that may run at the same time, each as soon "
+                                 "as the stages it needs have finished (e.g. SfM beside the "
+                                 "diffusion); 1 = one after another (GPUs short of memory for two).",
+                                 min=1, max=16)
     keep_trainings: int = param(3, "3DGS trainings kept under gs/ per variant (newest first; the one "
                                 "in use is never removed).", min=1, max=1000)
 

@@ -152,6 +152,9 @@ def object_mask(frame: np.ndarray, points2d: np.ndarray, backdrop: Backdrop | No
         if (gc == cv2.GC_FGD).any() or (gc == cv2.GC_PR_FGD).any():
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             try:
+                # GrabCut's k-means start draws from this thread's RNG: seeded per frame, the
+                # mask is the same on every run whichever pool thread makes it.
+                cv2.setRNGSeed(0)
                 cv2.grabCut(np.ascontiguousarray(small), gc, None, bgd, fgd, iterations,
                             cv2.GC_INIT_WITH_MASK)
                 refined = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)

@@ -70,7 +70,7 @@ class TrainConfig:
     refine_start: int = 0
     refine_every: int = 0
     refine_stop: int = 0
-    densify_until: float = 0.5  # share of the run that densifies (refine_stop = 0)
+    densify_until: float = 1.0  # share of the run that densifies (refine_stop = 0), ≤ 15k steps
     reset_every: int = 0
     grow_grad2d: float = 0.0  # densify Gaussians whose mean 2-D gradient exceeds this; 0 = default
     sh_every: int = 0  # one more SH band every this many steps; 0 = scaled to the run
@@ -132,10 +132,10 @@ class Schedule:
 def schedule(config: TrainConfig, fine_tune: bool = False) -> Schedule:
     """Gives the training's schedule: the 3DGS recipe's (densify from 500 to 15k every 100,
     opacity reset every 3k, one SH band per 1k) for runs of 30k steps, compressed for shorter
-    runs so that a short training still grows and settles: densification ends at
-    `densify_until` of the run (half by default), starts by its 5 %, and opacity resets come
-    every 30 % of the run at most, in its first half only (a late reset leaves too little time
-    to regrow). Fields set in the config win.
+    runs so that a short training still grows: densification ends at `densify_until` of the
+    run (all of it by default, as gsplat's defaults do below 15k steps), starts by its 5 %,
+    and opacity resets come every 30 % of the run at most, in its first half only (a late reset
+    leaves too little time to regrow). Fields set in the config win.
 
     A fine-tune of a trained model (`fine_tune`) has every SH band from the first step, no
     opacity reset (it would erase the geometry it starts from) and densifies only when

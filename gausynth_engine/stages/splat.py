@@ -41,8 +41,9 @@ class Params:
                                     "background colour, so that no Gaussian learns the backdrop.")
     opacity_reset: bool = param(True, "Reset opacities during densification (the 3DGS recipe; "
                                 "every 3,000 steps, scaled for shorter runs) to clear floaters.")
-    densify_until: float = param(0.5, "Densification ends at this share of the run (at 15,000 steps at "
-                                 "most, the 3DGS recipe's stop).", min=0.05, max=1.0)
+    densify_until: float = param(1.0, "Densification ends at this share of the run (at 15,000 steps at "
+                                 "most, the 3DGS recipe's stop; a run of 10k densifies to its end, as "
+                                 "gsplat's defaults do).", min=0.05, max=1.0)
     antialiased: bool = param(False, "gsplat's antialiased rasterization (Mip-Splatting's 2-D "
                               "filter); CUDA only.")
     exposure: bool = param(False, "Learn a colour correction per photo (exposure, white balance) so "
@@ -70,8 +71,11 @@ class Params:
 
 
 def masked(ctx: StageContext) -> bool:
-    """Gives whether this preset trains on object masks (the mask stage's cut-outs)."""
-    return ctx.preset.mask.method != "off"
+    """Gives whether this run trains on object masks (the mask stage's cut-outs): not when masks
+    are off, nor where the mask stage found a still scene for `mask.method = "auto"`."""
+    if ctx.preset.mask.method == "off":
+        return False
+    return bool(ctx.upstream("mask").record.get("train_on_masks", True))
 
 
 def source_frames(ctx: StageContext, variant: str) -> Path:
@@ -301,7 +305,8 @@ STAGE_REIM = Stage(
     version=3,
     run=run_reim,
     reads=("mask.method", "run.pipeline"),
-    may_write=("exports",),  # export formats chosen in [export]
+    # export formats chosen in [export]; the side-by-side once the other variant exists
+    may_write=("exports", "new_videos/gs_compare.mp4"),
     gpu=True,
     off_when=off_without_reimagine,
 )
@@ -316,6 +321,7 @@ STAGE_ORIG = Stage(
     version=2,
     run=run_orig,
     reads=("mask.method",),
-    may_write=("exports",),  # export formats chosen in [export]
+    # export formats chosen in [export]; the side-by-side once the other variant exists
+    may_write=("exports", "new_videos/gs_compare.mp4"),
     gpu=True,
 )

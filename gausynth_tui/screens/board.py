@@ -359,11 +359,17 @@ def overrides_of(command: str) -> list[str]:
 
 
 def what_cancel_loses(entry: RunEntry) -> str:
-    """Says what cancelling a run throws away: the running stage's work since its last checkpoint."""
+    """Says what cancelling a run throws away: each running stage's work since its last checkpoint."""
     running = [s for s in entry.view.stages.values() if s.state == "running"]
     if not running:
         return "No stage is running right now; the run stops before its next stage."
-    s = running[0]
+    later = sum(1 for t in entry.view.stages.values() if t.state == "pending")
+    return (" ".join(_what_stage_loses(s) for s in running)
+            + (f" {later} later stage(s) will not run." if later else "")
+            + " Finished stages keep their results.")
+
+
+def _what_stage_loses(s: StageView) -> str:
     done = f"{s.value:g}/{s.total:g} {s.unit}".strip() if s.total else "started"
     checkpoints = [int(v) for _, v in s.metrics.get("checkpoint", [])]
     if not checkpoints:  # older journals only logged them
@@ -376,10 +382,7 @@ def what_cancel_loses(entry: RunEntry) -> str:
         kept = "It has no checkpoint yet: all of its training so far is lost."
     else:
         kept = "This stage keeps no checkpoints: it starts over when run again."
-    later = sum(1 for t in entry.view.stages.values() if t.state == "pending")
-    return (f"{s.id} is at {done}. {kept}"
-            + (f" {later} later stage(s) will not run." if later else "")
-            + " Finished stages keep their results.")
+    return f"{s.id} is at {done}. {kept}"
 
 
 def cancel_in_worker(app: GauSynthApp, entry: RunEntry, confirmed: bool = False) -> None:

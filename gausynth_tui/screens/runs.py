@@ -77,9 +77,8 @@ class RunsScreen(ViewScreen):
         planned = sum(1 for s in v.stages.values() if s.state not in ("off", "out"))
         running = [s for s in v.stages.values() if s.state == "running"]
         current = ""
-        if running:
-            s = running[0]
-            current = f"{s.id} {s.fraction:.0%}" if s.total else s.id
+        if running:  # stages that run side by side (run.parallel_stages) all show
+            current = " · ".join(f"{s.id} {s.fraction:.0%}" if s.total else s.id for s in running)
         elif v.status == "failed":
             failed = [s.id for s in v.stages.values() if s.state == "failed"]
             current = f"✘ {failed[0]}" if failed else ""

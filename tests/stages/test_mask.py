@@ -31,12 +31,20 @@ def run_stage(stage, preset, layout, events: list | None = None) -> StageContext
 
 
 def promote(ctx: StageContext, layout) -> None:
-    """Moves a stage's staged outputs into the run folder, as the orchestrator does."""
+    """Moves a stage's staged outputs into the run folder and writes its manifest's record, as
+    the orchestrator does."""
+    import shutil
+
+    from gausynth_engine._manifest import write_json_atomic
+
     for out in ctx.stage.outputs:
         src = ctx.out.root / out
         if src.exists():
             (layout.root / out).parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(layout.root / out, ignore_errors=True)
             src.replace(layout.root / out)
+    write_json_atomic(layout.manifest(ctx.stage.id), {"stage": ctx.stage.id, "fingerprint": "test",
+                                                      "record": ctx.record_data})
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +81,40 @@ def test_masks_without_the_backdrop_cue_still_follow_the_points(turntable):
               for f, t in zip(list_images(ctx.out.orig_transparent), truth, strict=True)]
     assert np.mean(scores) > 0.85, scores  # the points alone: ~0.71
     assert "turntable" not in ctx.record_data  # nothing measured, nothing claimed
+
+
+def test_a_still_scene_trains_on_whole_frames_unless_masks_are_asked_for(tmp_path, turntable):
+    still, _ = make_turntable_run(tmp_path, views=12, size=SIZE, still_scene=True)
+    for layout, method, trains_on in ((still, "auto", "filtered_frames_colmap"),
+                                      (still, "sfm", "orig_transparent"),
+                                      (turntable[0], "auto", "orig_transparent")):
+        preset = parse_preset("", "test", [f"mask.method='{method}'", "blend.model='u2net'"])
+        events: list[dict] = []
+        done = run_stage(mask.STAGE, preset, layout, events)
+        assert done.record_data["turntable"] is (layout is not still)
+        promote(done, layout)
+        orig = StageContext(splat.STAGE_ORIG, preset, layout, layout.staging_for("splat_orig"),
+                            lambda e: None, "cpu")
+        assert splat.source_frames(orig, "orig").name == trains_on, (method, layout)
+        if trains_on == "filtered_frames_colmap":  # and the user is told why
+            logs = [e["message"] for e in events if e["type"] == "log"]
+            assert any("still scene" in m and "whole frames" in m for m in logs), logs
+
+
+def test_a_rerun_cuts_a_real_photo_exactly_as_before(shared_data):
+    """GrabCut starts from a random k-means draw of the calling thread: unseeded, a photo's mask
+    changed by up to 1 % of its pixels from run to run, depending on the pool thread."""
+    import cv2
+
+    from gausynth_engine import masking
+
+    photo = read_image(sorted((shared_data / "plush-dog" / "images").iterdir())[5])[..., :3]
+    h, w = photo.shape[:2]
+    rng = np.random.default_rng(0)
+    points = np.stack([rng.normal(w / 2, w / 8, 3000), rng.normal(h / 2, h / 6, 3000)], 1)
+    first = masking.object_mask(photo, points)
+    cv2.setRNGSeed(12345)  # as a pool thread that cut other frames before would have it
+    assert np.array_equal(masking.object_mask(photo, points), first)
 
 
 def test_auto_says_why_it_went_model_free(turntable, monkeypatch):

@@ -220,6 +220,10 @@ def test_the_stage_writes_the_standard_gs_folder_and_video(true_scene, sample_vi
 
     video = probe_input(ctx.out.video("gs_compare"))
     assert (video.frame_count, video.width, video.height) == (12, 2 * SIZE, SIZE)
+    from gausynth_engine._stage import check_outputs
+
+    check_outputs(splat.STAGE_ORIG, ctx.out.root)  # a declared output (the H200's quick run
+    assert "new_videos/gs_compare.mp4" in splat.STAGE_REIM.may_write  # failed on it once)
 
 
 def test_out_of_memory_is_explained(true_scene, tmp_path, monkeypatch):

@@ -31,11 +31,12 @@ def backdrop(width: int, height: int, seed: int = 3) -> np.ndarray:
     return (img * 255 + 0.5).astype(np.uint8)
 
 
-def make_turntable_run(folder: Path, views: int = 12, size: int = 40, points: int = 500
-                       ) -> tuple[RunLayout, np.ndarray]:
+def make_turntable_run(folder: Path, views: int = 12, size: int = 40, points: int = 500,
+                       still_scene: bool = False) -> tuple[RunLayout, np.ndarray]:
     """Lays out a run folder as if preprocess and sfm had run on a turntable capture; gives
     (layout, true silhouettes bool [V, H, W]). The clean object-over-white views stay in
-    `folder/clean/` (the truth a masked 3DGS should render)."""
+    `folder/clean/` (the truth a masked 3DGS should render). `still_scene`: the backdrop slides
+    across the frame from view to view instead, as a still room does past a moving camera."""
     scene = make_true_scene(folder / "scene", views=views, width=size, height=size, points=points)
     K, poses = true_cameras(None, views, size, size)
     back = backdrop(size, size)
@@ -48,6 +49,7 @@ def make_turntable_run(folder: Path, views: int = 12, size: int = 40, points: in
         white = image.copy()
         white[~inside] = 255
         write_image(clean / path.name, white)
-        image[~inside] = back[~inside]
+        seen = np.roll(back, (size * i) // views, axis=1) if still_scene else back
+        image[~inside] = seen[~inside]
         write_image(path, image)
     return run_with_true_sfm(scene, folder / "run"), np.stack(masks)

@@ -219,3 +219,26 @@ async def test_a_run_seen_finishing_is_announced_with_its_result(recorded):
         await pilot.pause()
         note = next(n for n in app._notifications if n.title == "plush-dog: done")
         assert "result card" in note.message
+
+
+def test_cancel_names_every_stage_running_side_by_side():
+    """With run.parallel_stages, SfM and the diffusion can both be running when a user cancels."""
+    from types import SimpleNamespace
+
+    from gausynth_engine import RunView
+    from gausynth_engine._events import Log, Progress, RunStarted, StagePlanned, StageStarted
+    from gausynth_tui.screens.board import what_cancel_loses
+
+    view = RunView()
+    for e in [RunStarted(pid=1, preset="quick", command="run", t=1.0),
+              *[StagePlanned(stage=s, action="run", reason="not run yet", t=1.0)
+                for s in ("sfm", "reimagine", "splat_orig")],
+              StageStarted(stage="sfm", pid=2, fingerprint="0", log="", t=2.0),
+              StageStarted(stage="reimagine", pid=3, fingerprint="0", log="", t=2.0),
+              Progress(stage="sfm", value=12, total=24, unit="frames", t=3.0),
+              Progress(stage="reimagine", value=9, total=21, unit="steps", t=3.0),
+              Log(stage="sfm", message="matching", t=3.0)]:
+        view.apply(e)
+    said = what_cancel_loses(SimpleNamespace(view=view))
+    assert "sfm is at 12/24 frames" in said and "reimagine is at 9/21 steps" in said
+    assert "1 later stage(s) will not run" in said
