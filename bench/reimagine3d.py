@@ -2,15 +2,20 @@
 
 A stand-in for the diffusion, filter g (structure-changing: posterise + hue rotation + ink edges,
 or a luminance→palette swap with a content-anchored hatch), restyles the N² key frames only; the
-truth for every other view is g(true frame). Scored inside the object (true mask for the
-generated sample; the original 3DGS's silhouette for real sets), everything over white:
+truth for every other view is g(true frame). Both routes get the keys' restyle only inside the
+sheet's centred squares (as the product's diffusion gives it) and are scored inside the object
+(true mask for the generated sample; the original 3DGS's silhouette for real sets) ∩ that
+square of each frame — the pixels both routes restyle (the whole frame when frames are square;
+before session 4 the 2D methods got whole restyled key frames and whole-frame scores, which
+favoured them on wide frames), everything over white:
 
 - (a) the frames handed to the final 3DGS, on the non-key views;
 - (b) the final 3DGS (fixed small iteration count) at held-out test cameras, grown from the
   SfM points (`test`) and fine-tuned from the original 3DGS (`test_o`, splat.reim_init);
 - fit: that 3DGS's train-view PSNR against the frames it was given (consistency: no truth).
 
-Methods, same frames and keys: 3D `reproject`, `bake`, `hybrid` (transfer3d), 2D `propagate`
+Methods, same frames and keys: 3D `reproject`, `bake`, `hybrid`, `flow` (transfer3d: flow where it is
+trusted, reprojection elsewhere), 2D `propagate`
 (the stage's code), `forward` (the reference's forward-only propagation), `no-flow` (each frame
 recoloured like its nearest key), `nearest` (the nearest key copied, no warp).
 
@@ -50,7 +55,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-METHODS_3D = ("reproject", "bake", "hybrid")
+METHODS_3D = ("reproject", "bake", "hybrid", "flow")
 METHODS_2D = ("propagate", "forward", "no-flow", "nearest")
 # Where the final 3DGS starts (splat.reim_init): its scores' key suffix.
 INIT_SUFFIX = {"points": "", "original": "_o"}
@@ -271,6 +276,17 @@ def scores(out: dict[int, np.ndarray], truth: np.ndarray, masks: np.ndarray, ids
 
 
 # --- the methods ------------------------------------------------------------------------------------
+def sd_square(data: SetData) -> np.ndarray:
+    """Gives float32 [H, W]: 1 inside the centred square the sheet's tiles are cut from (the
+    whole frame when square) — the part of a frame the diffusion restyles in either route."""
+    h, w = data.cams.height, data.cams.width
+    side = min(h, w)
+    out = np.zeros((h, w), np.float32)
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    out[y0:y0 + side, x0:x0 + side] = 1.0
+    return out
+
+
 def keys_for(data: SetData, key_ids: list[int], styled: np.ndarray) -> list[KeyView]:
     """Gives the key views as the stage makes them: square tiles at the sd box (whole frame
     here when square; the centred square otherwise), mapped onto the camera."""
@@ -321,19 +337,27 @@ def evaluate(data: SetData, grid: int, filt: str, args: argparse.Namespace, geom
     rows = []
     candidates: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}  # frames, alpha, seconds
     keys = keys_for(data, key_ids, truth)
+    # Both routes know the keys' restyle only inside the sheet's squares (the 2D methods get key
+    # frames restyled there and original elsewhere, as the 3D ones get their tiles), and both
+    # are scored inside the object ∩ that square of each frame: the pixels both routes restyle.
+    square = sd_square(data)
+    keys_2d = {k: np.where(square[..., None] > 0, truth[k], data.frames[k]).astype(np.uint8)
+               for k in key_ids}
+    scored = masks * square
     for m in args.methods:
         if m in METHODS_3D:
             t0 = time.perf_counter()
-            out = carry(geometry_params, data.cams, keys, m, backend, bake_steps=args.bake_steps)
+            out = carry(geometry_params, data.cams, keys, m, backend, bake_steps=args.bake_steps,
+                        frames=data.frames)
             frames = np.stack([out.rgba_uint8(v) for v in range(count)])
             candidates[m] = (frames[..., :3], frames[..., 3].astype(np.float32) / 255, time.perf_counter() - t0)
         else:
             t0 = time.perf_counter()
-            frames = np.stack(methods_2d(m, data.frames, {k: truth[k] for k in key_ids}))
+            frames = np.stack(methods_2d(m, data.frames, keys_2d))
             candidates[m] = (frames, masks, time.perf_counter() - t0)
     for m, (frames, alpha, seconds) in candidates.items():
         handed = {i: frames[i] for i in range(count)}
-        a_psnr, a_ssim = scores(handed, truth, masks, inner)
+        a_psnr, a_ssim = scores(handed, truth, scored, inner)
         given = np.stack([over_white(frames[i], alpha[i]) for i in range(count)])
         row = {"set": data.name, "filter": filt, "N": grid, "method": m, "frames_psnr": a_psnr,
                "frames_ssim": a_ssim, "seconds": seconds}
@@ -343,9 +367,9 @@ def evaluate(data: SetData, grid: int, filt: str, args: argparse.Namespace, geom
             trainer = fit(data, given, train_ids, args.iterations, args.device,
                           init=geometry_params if init == "original" else None)
             test = renders(trainer, test_ids)
-            row["test_psnr" + suffix], row["test_ssim" + suffix] = scores(test, truth, masks, test_ids)
+            row["test_psnr" + suffix], row["test_ssim" + suffix] = scores(test, truth, scored, test_ids)
             train = renders(trainer, train_ids)
-            row["fit_psnr" + suffix] = float(np.mean([masked_psnr(train[i], given[i], masks[i])
+            row["fit_psnr" + suffix] = float(np.mean([masked_psnr(train[i], given[i], scored[i])
                                                       for i in train_ids]))
             said += (f", test{suffix} {row['test_psnr' + suffix]:5.2f} dB, "
                      f"fit{suffix} {row['fit_psnr' + suffix]:5.2f} dB")

@@ -72,6 +72,9 @@ def describe_failure(e: BaseException, layout: RunLayout) -> str:
         return os_error_line(e)
     if isinstance(e, MemoryError):
         return "out of memory (host RAM); lower the frame count or sizes in the preset"
+    if type(e).__name__ == "OutOfMemoryError":  # torch's CUDA OOM, without importing torch here
+        return ("out of GPU memory; another stage of the run may share the GPU (set "
+                "run.parallel_stages = 1), else lower this stage's sizes in the preset")
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"{type(e).__name__}: {first}"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -72,8 +72,8 @@ def check_inputs(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], f
 
 def propagate(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], *, flow: str = "dis",
               cyclic: bool = True, tolerance_px: float = 1.0, colour_tolerance: float = 25.0,
-              workers: int | None = None, fallback: dict[int, float] | None = None
-              ) -> Iterator[np.ndarray]:
+              workers: int | None = None, fallback: dict[int, float] | None = None,
+              fill: Callable[[int], np.ndarray] | None = None) -> Iterator[np.ndarray]:
     """Yields every frame restyled like the keys: RGB uint8 [H, W, 3], frame 0 first.
 
     frames: the original clip, RGB uint8 [H, W, 3] each. keys: frame index → the restyled frame,
@@ -83,7 +83,9 @@ def propagate(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], *, f
     frame and its original key carried onto it at which the carried restyle loses most trust.
     workers: threads to use (default: one per core, at most 8). fallback: when given, gets
     frame index → the share of its pixels (0..1) that came from the recoloured frame itself
-    rather than from a carried key (0 for keys), as each frame is yielded.
+    rather than from a carried key (0 for keys), as each frame is yielded. fill: frame index →
+    RGB [H, W, 3] (0..255) that fills what no carried key is trusted for, instead of the frame
+    recoloured like its keys (the 3D transfer's reprojection, for `transfer.method = "flow"`).
     """
     check_inputs(frames, keys, flow)
     count = len(frames)
@@ -98,7 +100,7 @@ def propagate(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], *, f
 
     def blend(seg: Segment) -> list[tuple[int, np.ndarray, float]]:
         return list(_blend_segment(frames, grays, keys, transfers, seg, flow, tolerance_px,
-                                   colour_tolerance, flow_threads))
+                                   colour_tolerance, flow_threads, fill))
 
     ready: dict[int, tuple[np.ndarray, float]] = {}
     with ThreadPoolExecutor(side_by_side) as pool:
@@ -122,7 +124,8 @@ def propagate(frames: Sequence[np.ndarray], keys: Mapping[int, np.ndarray], *, f
 def _blend_segment(frames: Sequence[np.ndarray], grays: Sequence[np.ndarray],
                    keys: Mapping[int, np.ndarray], transfers: Mapping[int, ColourTransfer],
                    seg: Segment, flow: str, tolerance_px: float, colour_tolerance: float,
-                   workers: int | None) -> Iterator[tuple[int, np.ndarray, float]]:
+                   workers: int | None, fill: Callable[[int], np.ndarray] | None = None
+                   ) -> Iterator[tuple[int, np.ndarray, float]]:
     """Yields (position, RGB uint8 [H, W, 3], share of pixels from the fallback) for the
     non-key frames of one segment."""
     count = len(frames)
@@ -168,7 +171,7 @@ def _blend_segment(frames: Sequence[np.ndarray], grays: Sequence[np.ndarray],
             t_early, t_late = float(seg.key_first), float(seg.key_last)
         mix = [(transfers[at(seg.first)], t_early)] if seg.key_first else []
         mix += [(transfers[at(seg.last)], t_late)] if seg.key_last else []
-        fallback = recolour(frame, mix)
+        fallback = recolour(frame, mix) if fill is None else np.asarray(fill(at(p)), np.float32)
         # The two carried keys mix by temporal distance × trust; the recoloured frame fills in
         # only as far as neither key is trusted (1 − both fail), so no holes and no smears.
         w_early, w_late = t_early * early_conf, t_late * late_conf

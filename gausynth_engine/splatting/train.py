@@ -532,7 +532,8 @@ def oom_message(num_gaussians: int, width: int, height: int, config: TrainConfig
     cap = (f"lower splat.max_gaussians (now {config.max_gaussians})" if config.strategy == "mcmc"
            else "use splat.strategy = 'mcmc' with a splat.max_gaussians cap")
     return (f"GPU out of memory with {num_gaussians} Gaussians at {width}×{height} px; "
-            f"raise splat.downscale, {cap}, or set splat.packed = true")
+            f"raise splat.downscale, {cap}, or set splat.packed = true (or run.parallel_stages = "
+            "1 if another stage shared the GPU)")
 
 
 __all__ = ["OutOfMemory", "TrainConfig", "TrainResult", "Trainer", "evaluate", "train"]

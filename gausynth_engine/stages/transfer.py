@@ -9,6 +9,7 @@ named like filtered_frames_colmap, lined up with the undistorted cameras of colm
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,10 @@ class Params:
                         "each key through the original's rendered depth, occlusion-tested; best at "
                         "the held-out cameras on the H200, plush-dog and the sample), bake (fit "
                         "the original Gaussians' colours to the keys, render), hybrid (reproject; "
-                        "the bake fills what no key sees).",
-                        choices=("bake", "reproject", "hybrid"))
+                        "the bake fills what no key sees), flow (optical flow between neighbouring "
+                        "frames wherever it is trusted — short baselines, a handheld arc — and the "
+                        "reprojection elsewhere).",
+                        choices=("bake", "reproject", "hybrid", "flow"))
     depth_tolerance: float = param(0.03, "Reproject: relative depth difference at which a key "
                                    "camera no longer sees the same surface point.", min=0.001, max=0.5)
     angle_power: float = param(8.0, "Reproject: keys blend by cos(angle between the two viewing "
@@ -160,9 +163,18 @@ def run(ctx: StageContext) -> None:
     params = load_gaussians(ply, device)
     ctx.log(f"{len(keys)} key views → {len(names)} cameras at {cams.width}×{cams.height} by {p.method}, "
             f"{len(params['means'])} original Gaussians ({ply.parent.parent.parent.name}), {backend}")
+    originals = None
+    if p.method == "flow":  # the original frames at the cameras, in capture order
+        from ..poses import prepare_views
+
+        folder = ctx.out.root / ".original-views"  # in the staging folder: gone on any failure
+        shutil.rmtree(folder, ignore_errors=True)
+        prepare_views(ctx.layout, ctx.layout.filtered_frames_colmap, folder)
+        originals = np.stack([read_image(folder / name)[..., :3] for name in names])
+        shutil.rmtree(folder, ignore_errors=True)
     out = carry(params, cams, keys, p.method, backend, depth_tolerance=p.depth_tolerance,
-                angle_power=p.angle_power, bake_steps=p.bake_steps, bake_lr=p.bake_lr, log=ctx.log,
-                progress=lambda v, t: ctx.progress(v, t, "bake steps"))
+                angle_power=p.angle_power, bake_steps=p.bake_steps, bake_lr=p.bake_lr,
+                frames=originals, log=ctx.log, progress=lambda v, t: ctx.progress(v, t, "bake steps"))
     alpha = out.alpha.cpu().numpy()
     mismatch = {}
     for k in keys:
@@ -184,8 +196,9 @@ def run(ctx: StageContext) -> None:
         ctx.progress(v + 1, len(names), "frames")
     filled = 1 - float(np.mean(list(coverage.values())))
     if p.method != "bake":
-        ctx.log(f"{filled:.0%} of the object's pixels were seen by no key view and came from the "
-                f"{'bake' if p.method == 'hybrid' else 'recoloured original'}")
+        ctx.log(f"{filled:.0%} of the object's pixels were seen by no key view in 3D and came from "
+                f"the {'bake' if p.method == 'hybrid' else 'recoloured original'}"
+                f"{' where no flow was trusted either' if p.method == 'flow' else ''}")
 
     def over_white() -> Any:
         for f in frames:

@@ -15,6 +15,8 @@ from .geometry import Cameras, Geometry, render_geometry
 from .keys import KeyView
 from .reproject import reproject
 
+METHODS = ("reproject", "bake", "hybrid", "flow")
+
 
 @dataclass
 class Carried:
@@ -63,18 +65,42 @@ def recoloured_fill(geometry: Geometry, cams: Cameras, keys: Sequence[KeyView]) 
     return torch.as_tensor(np.clip(out / 255.0, 0, 1), dtype=torch.float32, device=geometry.rgb.device)
 
 
+def along_flow(frames: np.ndarray, keys: Sequence[KeyView], rgb: Tensor, coverage: Tensor
+               ) -> tuple[Tensor, Tensor, float]:
+    """Gives (rgb [V, H, W, 3] 0..1, the reprojection's `coverage` [V, H, W], the share of
+    non-key pixels the flow carried): the 2D route's propagation from the key cameras' frames
+    (`rgb` there: the key where it covers, the reprojection around it), filled by `rgb` where
+    no flow is trusted."""
+    from ..propagation import propagate
+
+    reprojected = (rgb.clamp(0, 1) * 255).cpu().numpy().astype(np.float32)
+    key_frames = {k.index: (reprojected[k.index] + 0.5).astype(np.uint8) for k in keys}
+    shares: dict[int, float] = {}
+    out = np.stack(list(propagate(list(frames[..., :3]), key_frames, cyclic=True, fallback=shares,
+                                  fill=lambda t: reprojected[t])))
+    inner = [t for t in range(len(frames)) if t not in key_frames]
+    flow_share = 1.0 - float(np.mean([shares[t] for t in inner])) if inner else 0.0
+    carried = torch.as_tensor(out.astype(np.float32) / 255.0, device=rgb.device)
+    return carried, coverage, flow_share
+
+
 def carry(params: dict[str, Tensor], cams: Cameras, keys: Sequence[KeyView], method: str,
           backend: str, *, depth_tolerance: float = 0.03, angle_power: float = 8.0,
-          bake_steps: int = 200, bake_lr: float = 0.05,
+          bake_steps: int = 200, bake_lr: float = 0.05, frames: np.ndarray | None = None,
           log: Callable[[str], None] | None = None,
           progress: Callable[[int, int], None] | None = None) -> Carried:
     """Gives every camera's reimagined frame by `method`: "reproject" (key views warped
     through the rendered depth, the recoloured original where no key sees), "bake" (the
-    Gaussians' colours fitted to the keys, rendered) or "hybrid" (reproject, the bake fills)."""
-    if method not in ("reproject", "bake", "hybrid"):
-        raise ValueError(f"transfer method {method!r}; accepted: reproject, bake, hybrid")
+    Gaussians' colours fitted to the keys, rendered), "hybrid" (reproject, the bake fills) or
+    "flow" (the keys carried along optical flow between neighbouring `frames` — the original
+    pictures at the cameras, uint8 [V, H, W, 3], in capture order — wherever that flow is
+    trusted, the reprojection everywhere else: flow on short baselines, 3D on wide ones)."""
+    if method not in METHODS:
+        raise ValueError(f"transfer method {method!r}; accepted: {', '.join(METHODS)}")
     if not keys:
         raise ValueError("no key views to carry")
+    if method == "flow" and (frames is None or len(frames) != len(cams)):
+        raise ValueError(f"transfer method 'flow' needs the {len(cams)} original frames at the cameras")
     start = time.perf_counter()
     geometry = render_geometry(params, cams, backend)
     facts: dict[str, object] = {"method": method}
@@ -95,5 +121,10 @@ def carry(params: dict[str, Tensor], cams: Cameras, keys: Sequence[KeyView], met
             fill = recoloured_fill(geometry, cams, keys)
         rgb, coverage = reproject(geometry, cams, keys, fill, depth_tolerance=depth_tolerance,
                                   angle_power=angle_power)
+    if method == "flow":
+        rgb, coverage, facts["flow_share"] = along_flow(frames, keys, rgb, coverage)
+        if log:
+            log(f"flow: {facts['flow_share']:.0%} of the non-key pixels carried along optical flow, "
+                "the rest reprojected through the original 3DGS")
     facts["seconds"] = round(time.perf_counter() - start, 2)
     return Carried(rgb, geometry.alpha, coverage, geometry, facts)

@@ -213,6 +213,8 @@ def test_unexpected_failures_are_one_line_for_people(tmp_path: Path) -> None:
     assert describe_failure(full, layout) == (
         f"disk full while writing {tmp_path / 'x.png'}; free space under {tmp_path} and rerun")
     assert describe_failure(ValueError("bad\nmore"), layout) == "ValueError: bad"
+    oom = type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2 GiB")
+    assert "run.parallel_stages = 1" in describe_failure(oom, layout)
     assert "out of memory" in describe_failure(MemoryError(), layout)
 
 

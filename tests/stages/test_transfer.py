@@ -107,6 +107,35 @@ def test_reproject_needs_the_right_depth(world):
     assert score(world, carried(world, "reproject", params=params)) < good - 1.5
 
 
+def test_flow_keeps_what_neighbouring_views_share_and_reprojection_fills_the_rest(tmp_path):
+    """A densely sampled orbit (64 views, 5.6° apart): where optical flow between neighbours is
+    trusted it carries the keys without any depth; elsewhere the reprojection fills. With the
+    original's depth off by 30 % the combination beats both of its parts; with the right depth
+    it still beats 2D propagation by far and never loses to the reprojection (measured: 10.26 /
+    9.58 / 9.70 dB and 12.82 / 12.51 / 9.70 dB)."""
+    from gausynth_engine.stages.sheet import key_frame_indices
+
+    data = sample_set(SIDE, 64, 1200, tmp_path)
+    truth = np.stack([cartoon_hue(f) for f in data.frames])
+    key_ids = key_frame_indices(len(data.cams), GRID)
+    dense = {"data": data, "truth": truth, "key_ids": key_ids,
+             "inner": [i for i in range(len(data.cams)) if i not in key_ids]}
+    right = true_gaussians(data, 4000)
+    wrong = dict(right)
+    centre = wrong["means"].mean(0)
+    wrong["means"] = centre + 1.3 * (wrong["means"] - centre)
+    wrong["scales"] = wrong["scales"] + np.log(1.3)
+    keys = keys_for(data, key_ids, truth)
+
+    def by(method: str, params) -> float:
+        out = carry(params, data.cams, keys, method, "torch", frames=data.frames)
+        return score(dense, np.stack([out.rgba_uint8(v)[..., :3] for v in range(len(data.cams))]))
+
+    flat = score(dense, np.stack(methods_2d("propagate", data.frames, {k: truth[k] for k in key_ids})))
+    assert by("flow", wrong) > max(by("reproject", wrong), flat) + 0.4
+    assert by("flow", right) >= by("reproject", right) and by("flow", right) > flat + 2.0
+
+
 def test_a_key_tile_lands_on_its_sd_box_in_a_wide_frame():
     """The square tile is cut from a 40×24 frame at [x0=10, y0=0, side=24] (the crop mode);
     padded frames give negative x0/y0 and are cropped by the frame's border."""
@@ -195,6 +224,18 @@ def test_the_stage_writes_rgba_frames_on_the_cameras_and_reports_the_silhouette(
     assert source_frames(ctx, "reim") == ctx.layout.reim3d_frames
     scene = load_scene(ctx.layout.colmap_sparse, frames[0].parent)
     assert scene.names == list(world["data"].cams.names) and scene.size == (SIDE, SIDE)
+
+
+def test_the_flow_method_reads_the_original_frames_and_says_what_flow_carried(world, tmp_path):
+    root = make_run(world, tmp_path / "run", "flow")
+    events, ctx = run_stage(root)
+    from gausynth_engine._media import list_images
+
+    staged = root / ".gausynth" / "staging" / "transfer"
+    assert [f.name for f in list_images(staged / "reim3d_frames")] == list(world["data"].cams.names)
+    assert not (staged / ".original-views").exists()  # its working copy of the frames is gone
+    assert 0.0 < ctx.record_data["flow_share"] <= 1.0
+    assert any(e.get("message", "").startswith("flow: ") for e in events)
 
 
 def test_the_3d_routes_reimagined_3dgs_fine_tunes_the_original_one(world, tmp_path):
