@@ -542,9 +542,12 @@ def dominant(run: dict) -> list[str]:
                    f"{'N/A' if busy is None else f'{busy:.0%}'} — next step would gain ≈ {gain:.0f} s: {what}")
     serial, critical = overlap_gain(run)
     if serial - critical >= 1.0:
+        took = run.get("total_seconds")
         out.append(f"  the run: stages one after another {serial:.0f} s; each started as soon as its inputs "
-                   f"exist (e.g. sfm beside sheet → reimagine → propagate) ≤ {critical:.0f} s: up to "
-                   f"{serial - critical:.0f} s (needs the orchestrator to run independent stages together)")
+                   f"exist (e.g. sfm beside sheet → reimagine) ≤ {critical:.0f} s: up to "
+                   f"{serial - critical:.0f} s"
+                   + (f"; this run took {took:.0f} s (run.parallel_stages: stages side by side, "
+                      "each sharing the GPU and the cores)" if took else ""))
     cost = splat_cost(run)
     if cost:
         out.append(cost)

@@ -28,14 +28,14 @@ VIDEO = "reim3d"
 
 @dataclass(frozen=True)
 class Params:
-    method: str = param("reproject", "How the key views reach every camera: reproject (warp "
-                        "each key through the original's rendered depth, occlusion-tested; best at "
-                        "the held-out cameras on the H200, plush-dog and the sample), bake (fit "
-                        "the original Gaussians' colours to the keys, render), hybrid (reproject; "
-                        "the bake fills what no key sees), flow (optical flow between neighbouring "
-                        "frames wherever it is trusted — short baselines, a handheld arc — and the "
-                        "reprojection elsewhere).",
-                        choices=("bake", "reproject", "hybrid", "flow"))
+    method: str = param("flow", "How the key views reach every camera: flow (the keys carried "
+                        "along optical flow between neighbouring frames wherever it is trusted — "
+                        "short baselines, a handheld arc — and reprojected elsewhere; ahead of the "
+                        "2D route on every measured case), reproject (warp each key through the "
+                        "original's rendered depth, occlusion-tested; best on wide loops, behind "
+                        "flow on short arcs), bake (fit the original Gaussians' colours to the "
+                        "keys, render), hybrid (reproject; the bake fills what no key sees).",
+                        choices=("flow", "reproject", "bake", "hybrid"))
     depth_tolerance: float = param(0.03, "Reproject: relative depth difference at which a key "
                                    "camera no longer sees the same surface point.", min=0.001, max=0.5)
     angle_power: float = param(8.0, "Reproject: keys blend by cos(angle between the two viewing "
