@@ -83,7 +83,11 @@ def test_masks_without_the_backdrop_cue_still_follow_the_points(turntable):
     assert "turntable" not in ctx.record_data  # nothing measured, nothing claimed
 
 
-def test_a_still_scene_trains_on_whole_frames_unless_masks_are_asked_for(tmp_path, turntable):
+def test_a_still_scene_trains_on_whole_frames_unless_masks_are_asked_for(tmp_path, turntable,
+                                                                         monkeypatch):
+    for home in ("U2NET_HOME", "REMBG_HOME"):  # no rembg weights: auto goes model-free
+        monkeypatch.setenv(home, str(tmp_path / "no-weights"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     still, _ = make_turntable_run(tmp_path, views=12, size=SIZE, still_scene=True)
     for layout, method, trains_on in ((still, "auto", "filtered_frames_colmap"),
                                       (still, "sfm", "orig_transparent"),
