@@ -100,9 +100,10 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
 
     record = ctx.upstream("preprocess").record
     placed, valid_dir = work / "placed", work / "valid"
+    originals = ctx.layout.orig_transparent if masked(ctx) else ctx.layout.filtered_frames_colmap
     partial = False
     for f in list_images(ctx.layout.sr_frames):
-        orig_path = (ctx.layout.orig_transparent if masked(ctx) else ctx.layout.filtered_frames_colmap) / f.name
+        orig_path = originals / f.name
         if not orig_path.is_file():
             raise StageError(f"{orig_path}: missing; the reimagined frame {f} has no original to "
                              "line up with (rerun preprocess and mask)")
