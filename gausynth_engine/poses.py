@@ -52,6 +52,17 @@ def undistortion_map(distorted: Any, undistorted: Any) -> tuple[np.ndarray, np.n
     return map_x, map_y
 
 
+def undistort(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Gives `image` [H, W, C] seen by the undistorted camera, through `undistortion_map`'s maps
+    (None: the same camera, the image as it is)."""
+    import cv2
+
+    if maps is None:
+        return image
+    return cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0)
+
+
 def prepare_views(layout: RunLayout, source_dir: Path, dest_dir: Path) -> list[str]:
     """Writes into dest_dir the frames of source_dir (reimagined, cut-out RGBA, or original
     frames, named like filtered_frames_colmap) undistorted exactly as COLMAP undistorted the
@@ -91,10 +102,7 @@ def prepare_views(layout: RunLayout, source_dir: Path, dest_dir: Path) -> list[s
         if maps[key] is None:
             shutil.copy2(source_dir / name, dest_dir / name)
             continue
-        image = read_image(source_dir / name)
-        warped = cv2.remap(image, maps[key][0], maps[key][1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        write_image(dest_dir / name, warped)
+        write_image(dest_dir / name, undistort(read_image(source_dir / name), maps[key]))
     return names
 
 

@@ -9,7 +9,6 @@ named like filtered_frames_colmap, lined up with the undistorted cameras of colm
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,13 +164,10 @@ def run(ctx: StageContext) -> None:
             f"{len(params['means'])} original Gaussians ({ply.parent.parent.parent.name}), {backend}")
     originals = None
     if p.method == "flow":  # the original frames at the cameras, in capture order
-        from ..poses import prepare_views
+        from ..poses import undistort
 
-        folder = ctx.out.root / ".original-views"  # in the staging folder: gone on any failure
-        shutil.rmtree(folder, ignore_errors=True)
-        prepare_views(ctx.layout, ctx.layout.filtered_frames_colmap, folder)
-        originals = np.stack([read_image(folder / name)[..., :3] for name in names])
-        shutil.rmtree(folder, ignore_errors=True)
+        originals = np.stack([undistort(read_image(ctx.layout.filtered_frames_colmap / name)[..., :3],
+                                        maps[name][1]) for name in names])
     out = carry(params, cams, keys, p.method, backend, depth_tolerance=p.depth_tolerance,
                 angle_power=p.angle_power, bake_steps=p.bake_steps, bake_lr=p.bake_lr,
                 frames=originals, log=ctx.log, progress=lambda v, t: ctx.progress(v, t, "bake steps"))
