@@ -293,7 +293,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # The pure-PyTorch rasterizer costs ~0.1 s a step at 64×48 with a few thousand Gaussians.
 CPU_DEMO_OVERRIDES = ["preprocess.num_frames=0", "preprocess.colmap_size=256", "preprocess.sd_size=128",
                       "splat.iterations=1000", "splat.downscale=4", "splat.sh_degree=1"]
-# `gausynth demo` wall times: CPU measured (original-only: 2 min 18 s on two idle cores, 2026-12);
+# `gausynth demo` wall times: CPU measured (original-only: 2 min 22 s on two cores, session 4);
 # GPU estimated from the stages measured on the H200 (bench/e2e.py, bench/splat_quality.py).
 DEMO_MINUTES = {("original-only", "cpu"): "3 minutes", ("original-only", "gpu"): "2 minutes",
                 ("quick", "cpu"): "an hour", ("quick", "gpu"): "3 minutes",
