@@ -2,8 +2,9 @@
 
 For each set (plush-dog: a turntable; kermit; apple-video: a handheld arc) our engine runs the
 `original-only` preset through the CLI (preprocess → sfm → mask → splat_orig, every frame, at
-the preset's defaults), then again with `mask.method = off`. On the SAME COLMAP output, test
-views (every 8th) and iteration count, an independent plain gsplat loop written to the published
+the preset's defaults, but `mask.method = sfm`: trained on the model-free masks, which `auto`
+keeps for scoring only on a still scene), then again with `mask.method = off`. On the SAME COLMAP
+output, test views (every 8th) and iteration count, an independent plain gsplat loop written to the published
 3DGS recipe (bench/plain_gsplat.py: gsplat's simple_trainer defaults, SH 3, no random
 background) trains on the unmasked frames and on the frames masked onto white.
 
@@ -134,10 +135,14 @@ def bench_set(name: str, source: Path, root: Path, iterations: int, masks: tuple
 
     rows = []
     for masked in masks:
-        extra = [] if masked else ["mask.method=off"]
+        # Masks on means trained on the masks: `auto` trains a still scene on whole frames.
+        extra = ["mask.method=sfm"] if masked else ["mask.method=off"]
         ours = run_ours(source, root, name, iterations, extra)
         rec = ours["manifest"]["record"]
         layout = ours["layout"]
+        mask_rec = json.loads((layout / ".gausynth" / "manifests" / "mask.json").read_text())["record"]
+        if masked and not mask_rec.get("train_on_masks", True):
+            raise SystemExit(f"{name}: mask.method = 'sfm' and still trained on whole frames")
         gs = layout / rec["folder"]
         s = scores(our_renders(gs, iterations), layout, masked)
         rows.append({"set": name, "who": "ours", "masks": masked, **s, "gaussians": rec["num_gaussians"],
