@@ -31,7 +31,7 @@ class SfmOptions:
     overlap: int = 10  # frames after each frame that it is matched with (sequential)
     max_image_size: int = 0  # px, longest side SIFT sees; 0 = the frames' own size
     max_features: int = 4096  # per image (CPU matching costs grow with its square)
-    peak_threshold: float = 0.004  # SIFT's contrast threshold (COLMAP's default 0.0067)
+    peak_threshold: float = 0.0  # SIFT's contrast threshold; 0 = chosen from three probe frames
     guided: str = "retry"  # re-match along verified geometry: "always", "retry" (weak pairs and
     # bridges to left-out frames, only when frames are left out) or "never"
     weak_inliers: int = 100  # a pair with fewer verified matches is re-matched guided in the retry
@@ -55,6 +55,7 @@ class SfmResult:
     image_names: list[str]  # every frame offered, in order
     attempts: list[dict[str, Any]]  # per mapping: pairs matched so far, mapper, registered, kept
     device: str = "cpu"  # where SIFT ran
+    peak_threshold: float = 0.0  # the SIFT contrast threshold used
 
     @property
     def registered(self) -> int:
@@ -151,7 +152,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
     """
     import pycolmap
 
-    from .features import extract, sift_device
+    from .features import choose_peak_threshold, extract, sift_device
 
     names, size = check_frames(images, options.single_camera)
     progress = progress or (lambda phase, value, total: None)
@@ -167,6 +168,12 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
     wanted = set(names)
 
     started = _clock()
+    if options.peak_threshold <= 0:
+        chosen, counts = choose_peak_threshold(images, names, options, size, options.masks, device, work)
+        options = replace(options, peak_threshold=chosen)
+        why = "COLMAP's default" if chosen > 0.005 else "for soft, low-texture frames"
+        log(f"SIFT contrast threshold {chosen:g} ({why}): three probe frames hold "
+            f"{min(counts)}–{max(counts)} features at COLMAP's 0.0067")
     progress("features", 0, len(names))
     extract(database, images, names, options, size, options.masks, device)
     progress("features", len(names), len(names))
@@ -285,7 +292,8 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
     attempts[best_at]["kept"] = True
     if len(every) > count:
         best = keep_only(best, wanted)
-    return SfmResult(best, names, attempts, device="cuda" if on == "CUDA" else "cpu")
+    return SfmResult(best, names, attempts, device="cuda" if on == "CUDA" else "cpu",
+                     peak_threshold=options.peak_threshold)
 
 
 def posed(model: Any, names: set[str]) -> int:
@@ -366,21 +374,23 @@ def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental
     import pycolmap
 
     started = _clock()
+    # Borrowed frames count in the mapper's total: say so, or "3/48" reads as 48 wanted frames.
+    phase = "mapping" if total <= len(wanted) else "mapping with borrowed"
     maps = work / "maps"
     shutil.rmtree(maps, ignore_errors=True)
     maps.mkdir()
     if opts.mapper == "global":
-        progress("mapping", 0, total)
+        progress(phase, 0, total)
         glob = pycolmap.GlobalPipelineOptions()
         glob.random_seed = opts.seed
         ba = glob.mapper.bundle_adjustment
         ba.refine_focal_length = not (opts.fix_focal_length and opts.focal_length_px > 0)
         ba.refine_principal_point = opts.refine_principal_point
         models = pycolmap.global_mapping(database, images, maps, options=glob)
-        progress("mapping", max((m.num_reg_images() for m in models.values()), default=0), total)
+        progress(phase, max((m.num_reg_images() for m in models.values()), default=0), total)
     else:
         models = pycolmap.incremental_mapping(database, images, maps, options=incremental,
-                                              **_callbacks(progress, total))
+                                              **_callbacks(progress, total, phase))
     shutil.rmtree(maps, ignore_errors=True)
     log(f"mapping ({opts.mapper}): {_since(started)}, "
         f"models: {[m.num_reg_images() for m in models.values()]}")
@@ -415,17 +425,17 @@ def _incremental(opts: SfmOptions, loose: bool = False, start: str = "relaxed") 
     return o
 
 
-def _callbacks(progress: Progress, total: int) -> dict[str, Any]:
+def _callbacks(progress: Progress, total: int, phase: str = "mapping") -> dict[str, Any]:
     """Gives pycolmap's mapping callbacks that count registered frames for the progress bar."""
     count = [0]
 
     def first_pair() -> None:
         count[0] = 2
-        progress("mapping", count[0], total)
+        progress(phase, count[0], total)
 
     def next_image() -> None:
         count[0] = min(total, count[0] + 1)
-        progress("mapping", count[0], total)
+        progress(phase, count[0], total)
 
     return {"initial_image_pair_callback": first_pair, "next_image_callback": next_image}
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from ..sfm.reconstruct import SfmOptions
 
 PREVIEW = "colmap"
-PHASE_UNITS = {"features": "frames (features)", "mapping": "frames registered"}
+PHASE_UNITS = {"features": "frames (features)", "mapping": "frames registered",
+               "mapping with borrowed": "frames registered (with borrowed ones)"}
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,10 @@ class Params:
                                 "frames are shrunk for features only).", min=0, max=8192)
     max_features: int = param(4096, "SIFT features per frame at most (CPU matching time grows "
                               "with its square).", min=256, max=65536)
-    peak_threshold: float = param(0.004, "SIFT contrast threshold; lower finds more features on "
-                                  "soft, low-texture objects (COLMAP's default: 0.0067).",
-                                  min=0.0005, max=0.05)
+    peak_threshold: float = param(0.0, "SIFT contrast threshold; lower finds more features on "
+                                  "soft, low-texture objects. 0 = chosen per clip: COLMAP's "
+                                  "0.0067 where three probe frames hold enough features, else 0.004.",
+                                  min=0.0, max=0.05)
     guided_matching: str = param("retry", "Match again along verified geometry (more matches on "
                                  "soft textures, slower): only in the retry, for weak pairs and "
                                  "frames left out; for every pair; or never.",
@@ -140,7 +142,7 @@ def run(ctx: StageContext) -> None:
     frames = ctx.layout.filtered_frames_colmap
 
     def progress(phase: str, value: int, total: int) -> None:
-        ctx.progress(value, total, PHASE_UNITS.get(phase, phase), force=phase == "mapping")
+        ctx.progress(value, total, PHASE_UNITS.get(phase, phase), force=phase.startswith("mapping"))
 
     names, size = check_frames(frames, p.single_camera)
     focal, focal_from = known_focal(ctx, size)
@@ -164,6 +166,7 @@ def run(ctx: StageContext) -> None:
     camera = next(iter(result.reconstruction.cameras.values()))
     ctx.record(**stats, attempts=result.attempts, unregistered=missing,
                camera_model=p.camera_model, mapper_used=result.mapper, sift_device=result.device,
+               peak_threshold=result.peak_threshold,
                focal_length_px=round(float(camera.mean_focal_length()), 3),
                bridge_frames=max((a.get("bridge_frames", 0) for a in result.attempts), default=0),
                focal_prior_px=round(focal, 3) if focal else None, focal_prior_from=focal_from or None)

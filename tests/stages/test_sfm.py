@@ -425,6 +425,10 @@ def test_a_sparse_sampling_of_a_turntable_borrows_the_frames_between(shared_data
     # The photographer's calibration: fx 2757.5 px at 1500 px wide → 882 px at 480 (SfM starts
     # from 1.2 × 480 = 576 px; measured 929–948 px from these 8 frames and their 34 bridges).
     assert record["focal_length_px"] == pytest.approx(882.4, rel=0.1)
+    # The progress bar counts the borrowed frames under their own unit, never as "n/42 wanted".
+    progress = [e for e in events if isinstance(e, Progress) and e.unit.startswith("frames registered")]
+    assert {e.total for e in progress if e.unit == "frames registered"} <= {8}
+    assert {e.total for e in progress if e.unit == "frames registered (with borrowed ones)"} == {42}
 
     alone = {**sets, "run.directory": "alone", "sfm.bridge_frames": 0}
     status, _, events = engine_run(small_overrides(photos, **alone), until="sfm")
@@ -463,3 +467,32 @@ def test_weak_pairs_matched_again_pose_the_rings_before_any_costlier_retry(share
     assert all(label.startswith("incremental (weak pairs again") for label, _, _ in tried[1:]), tried
     kept = next(a for a in result.attempts if a["kept"])
     assert 0 < kept["guided_pairs"] < 100
+
+
+def test_a_soft_toy_gets_the_low_sift_threshold_and_textured_photos_keep_colmaps(
+        shared_data: Path, tmp_path: Path) -> None:
+    """Three probe frames decide the SIFT contrast threshold: the plush dog's soft fur holds
+    few features at COLMAP's 0.0067 and gets 0.004; kermit's photos hold enough and keep
+    COLMAP's (the lower one only adds features to match there)."""
+    import cv2
+    import pycolmap
+
+    from gausynth_engine.sfm.features import choose_peak_threshold
+    from gausynth_engine.sfm.reconstruct import SfmOptions
+
+    chosen = {}
+    for name, long_side in (("plush-dog", 1000), ("kermit", 640)):
+        photos = sorted((shared_data / name / "images").iterdir())[:9]
+        folder = tmp_path / name
+        folder.mkdir()
+        for photo in photos:
+            image = cv2.imread(str(photo))
+            scale = long_side / max(image.shape[:2])
+            small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(folder / f"{photo.stem}.png"), small)
+        names = sorted(p.name for p in folder.iterdir())
+        size = (small.shape[1], small.shape[0])
+        chosen[name], counts = choose_peak_threshold(folder, names, SfmOptions(), size, None,
+                                                     pycolmap.Device.cpu, tmp_path)
+        assert len(counts) == 3 and min(counts) > 100, (name, counts)
+    assert chosen == {"plush-dog": 0.004, "kermit": 0.0067}
