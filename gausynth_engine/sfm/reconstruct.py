@@ -187,7 +187,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
         tried = {(i, j) for i in range(count) for j in range(i + 1, count)}
     else:
         tried = set(cyclic_pairs(count, options.overlap))
-    _match(database, work, names, sorted(tried), exhaustive, options.guided == "always", device)
+    _match(database, work, names, sorted(tried), exhaustive, options.guided == "always", device, options.seed)
     log(f"matching ({options.matcher}, {len(tried)} pairs, "
         f"{'guided' if options.guided == 'always' else 'plain'}): {_since(started)}")
 
@@ -223,7 +223,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
         loop = ({(i, j) for i in range(total) for j in range(i + 1, total)} if exhaustive
                 else set(cyclic_pairs(total, options.overlap)))
         new = sorted(loop - tried)
-        _match(database, work, every, new, False, options.guided == "always", device)
+        _match(database, work, every, new, False, options.guided == "always", device, options.seed)
         tried |= set(new)
         borrowed = len(bridges)
         log(f"features and matching of {len(bridges)} borrowed frames ({len(new)} pairs): "
@@ -244,7 +244,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
                 "pairs again (guided), then mapping again")
             started = _clock()
             _forget(database, every, weak)
-            _match(database, work, every, weak, False, True, device)
+            _match(database, work, every, weak, False, True, device, options.seed)
             log(f"matching (weak pairs, {len(weak)} pairs): {_since(started)}")
             # Mapping costs a fraction of the wide retry's matching: both starts before it.
             for start in ("strict", "relaxed"):
@@ -263,7 +263,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
         log(f"only {got}/{count} frames registered; retrying: {len(extra)} more pairs between the "
             f"frames left out and the model{' (guided)' if guide else ''}, then mapping again")
         started = _clock()
-        _match(database, work, every, extra, False, guide, device)
+        _match(database, work, every, extra, False, guide, device, options.seed)
         log(f"matching (retry, {len(extra)} pairs): {_since(started)}")
         tried |= set(extra)
         pairs, guided = len(tried), len(extra) if guide else 0
@@ -348,15 +348,28 @@ def bridge_pairs(names: list[str], registered: set[str], tried: set[tuple[int, i
     return sorted(pairs - tried)
 
 
+def _verification(seed: int) -> Any:
+    """Gives two-view verification options whose RANSAC is seeded: the same pair verifies the same
+    way whichever thread takes it (COLMAP's default seed, -1, drew a new one each time, and a
+    loaded machine posed 6 instead of 8 frames of the same photos)."""
+    import pycolmap
+
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = seed
+    return verification
+
+
 def _match(database: Path, work: Path, names: list[str], pairs: list[tuple[int, int]],
-           exhaustive: bool, guided: bool, device: Any) -> None:
+           exhaustive: bool, guided: bool, device: Any, seed: int = 0) -> None:
     """Matches features of the given pairs (guided: a second pass along the found geometry)."""
     import pycolmap
 
     matching = pycolmap.FeatureMatchingOptions()
     matching.guided_matching = guided
+    verification = _verification(seed)
     if exhaustive:
-        pycolmap.match_exhaustive(database, matching_options=matching, device=device)
+        pycolmap.match_exhaustive(database, matching_options=matching,
+                                  verification_options=verification, device=device)
         return
     if not pairs:
         return
@@ -365,7 +378,7 @@ def _match(database: Path, work: Path, names: list[str], pairs: list[tuple[int, 
     pycolmap.match_image_pairs(database, matching_options=matching,
                                pairing_options=pycolmap.ImportedPairingOptions(
                                    match_list_path=str(pair_file)),
-                               device=device)
+                               verification_options=verification, device=device)
 
 
 def _map(database: Path, images: Path, work: Path, opts: SfmOptions, incremental: Any,
