@@ -152,7 +152,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
     """
     import pycolmap
 
-    from .features import choose_peak_threshold, extract, sift_device
+    from .features import COLMAP_PEAK_THRESHOLD, choose_peak_threshold, extract, sift_device
 
     names, size = check_frames(images, options.single_camera)
     progress = progress or (lambda phase, value, total: None)
@@ -171,7 +171,7 @@ def reconstruct(images: Path, work: Path, options: SfmOptions = SfmOptions(),
     if options.peak_threshold <= 0:
         chosen, counts = choose_peak_threshold(images, names, options, size, options.masks, device, work)
         options = replace(options, peak_threshold=chosen)
-        why = "COLMAP's default" if chosen > 0.005 else "for soft, low-texture frames"
+        why = "COLMAP's default" if chosen == COLMAP_PEAK_THRESHOLD else "for soft, low-texture frames"
         log(f"SIFT contrast threshold {chosen:g} ({why}): three probe frames hold "
             f"{min(counts)}–{max(counts)} features at COLMAP's 0.0067")
     progress("features", 0, len(names))

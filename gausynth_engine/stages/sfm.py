@@ -177,8 +177,8 @@ def run(ctx: StageContext) -> None:
                    f"({result.fraction:.0%}), below sfm.min_registered = {p.min_registered:g}; "
                    f"unregistered: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}")
         if not p.allow_low_registration:
-            raise StageError(message + "; try sfm.matcher = 'exhaustive', a lower "
-                             "sfm.peak_threshold, or set sfm.allow_low_registration = true")
+            raise StageError(message + "; try sfm.matcher = 'exhaustive', sfm.peak_threshold = "
+                             "0.003 (more features), or set sfm.allow_low_registration = true")
         ctx.log(message, "warning")
     ctx.log(f"registered {stats['registered']}/{stats['total']} ({result.mapper}), "
             f"{stats['points3d']} points, reprojection {stats['mean_reprojection_error_px']:.3f} px, "
