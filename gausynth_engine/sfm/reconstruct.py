@@ -349,9 +349,11 @@ def bridge_pairs(names: list[str], registered: set[str], tried: set[tuple[int, i
 
 
 def _verification(seed: int) -> Any:
-    """Gives two-view verification options whose RANSAC is seeded: the same pair verifies the same
-    way whichever thread takes it (COLMAP's default seed, -1, drew a new one each time, and a
-    loaded machine posed 6 instead of 8 frames of the same photos)."""
+    """Gives two-view verification options whose RANSAC is seeded: the same matches verify the
+    same way whichever thread takes the pair (COLMAP's default seed, -1, draws a new one each
+    time: 7 of 16 plush-dog pairs verified differently from run to run, none seeded). The CPU
+    matcher itself still varies on a loaded machine (seen: one frame's pairs off by 1–24
+    matches), so SfM is steadier, not bit-reproducible."""
     import pycolmap
 
     verification = pycolmap.TwoViewGeometryOptions()
