@@ -56,8 +56,7 @@ def extract(database: Path, images: Path, names: list[str], opts: SfmOptions,
     # 0 = the frames' own size: preprocess already chose it, shrinking again only loses features.
     extraction.max_image_size = opts.max_image_size or max(size)
     extraction.sift.max_num_features = opts.max_features
-    # 0 = not chosen yet (reconstruct probes first): the soft threshold, as before the probe.
-    extraction.sift.peak_threshold = opts.peak_threshold if opts.peak_threshold > 0 else SOFT_PEAK_THRESHOLD
+    extraction.sift.peak_threshold = opts.peak_threshold  # > 0: reconstruct resolves 0 (probe) first
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = opts.camera_model
     reader.default_focal_length_factor = opts.focal_factor

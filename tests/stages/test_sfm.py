@@ -351,7 +351,8 @@ def test_feature_masks_keep_features_off_the_masked_pixels(sample_frames, tmp_pa
         rgba[:, 160:, 3] = 255
         Image.fromarray(rgba).save(given / name)
     masks = user_masks(given, frames, names, tmp_path / "colmap-masks")
-    extract(tmp_path / "db.db", frames, names, SfmOptions(), (320, 240), masks, pycolmap.Device.cpu)
+    extract(tmp_path / "db.db", frames, names, SfmOptions(peak_threshold=0.004), (320, 240), masks,
+            pycolmap.Device.cpu)
     with pycolmap.Database.open(tmp_path / "db.db") as db:
         xs = np.concatenate([db.read_keypoints(im.image_id)[:, 0] for im in db.read_all_images()])
     assert len(xs) > 100 and xs.min() >= 160 - 1
