@@ -57,11 +57,19 @@ def resolve_device(wanted: str) -> str:
 
 
 def peak_vram() -> int | None:
-    """Gives the most bytes torch allocated on the GPU in this process, if it used one."""
+    """Gives the most bytes torch allocated on the GPU in this process: 0 where a GPU was in
+    sight and the stage never touched it (the queue then packs it beside others instead of
+    giving it a whole GPU), None where no GPU was in sight or onnxruntime's CUDA provider (whose
+    memory torch does not see) may have run."""
     torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+    if torch is None or not torch.cuda.is_available():
         return None
-    return int(torch.cuda.max_memory_allocated())
+    if torch.cuda.is_initialized():
+        return int(torch.cuda.max_memory_allocated())
+    ort = sys.modules.get("onnxruntime")
+    if ort is not None and "CUDAExecutionProvider" in ort.get_available_providers():
+        return None
+    return 0
 
 
 def describe_failure(e: BaseException, layout: RunLayout) -> str:

@@ -142,4 +142,4 @@ def _peak(manifest: Path) -> int | None:
         value = json.loads(manifest.read_text(encoding="utf-8")).get("peak_vram")
     except (FileNotFoundError, ValueError, AttributeError):
         return None
-    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+    return int(value) if isinstance(value, (int, float)) and value >= 0 else None  # 0: used none

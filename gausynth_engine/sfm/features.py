@@ -34,7 +34,20 @@ def sift_device(requested: str, log: Any = None) -> Any:
             log("run.device = 'cuda' but this pycolmap is the CPU build: SIFT runs on the CPU "
                 "(pip uninstall pycolmap && pip install pycolmap-cuda12 for CUDA SIFT)", "warning")
         return pycolmap.Device.cpu
+    if not _visible_cuda_devices():
+        # A CUDA build with no GPU in sight (none in the box, or CUDA_VISIBLE_DEVICES empty, as
+        # the queue gives CPU stages): COLMAP's `auto` would still ask CUDA and stop.
+        if requested == "cuda" and log is not None:
+            log("run.device = 'cuda' but no CUDA device is visible here: SIFT runs on the CPU", "warning")
+        return pycolmap.Device.cpu
     return pycolmap.Device.cuda if requested == "cuda" else pycolmap.Device.auto
+
+
+def _visible_cuda_devices() -> int:
+    """Gives the CUDA devices this process may use (CUDA_VISIBLE_DEVICES applied)."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def camera_params(model: str, width: int, height: int, focal: float) -> str:

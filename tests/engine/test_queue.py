@@ -165,6 +165,31 @@ def test_the_need_comes_from_the_peaks_manifests_recorded(tmp_path: Path) -> Non
     assert vram_estimate("splat_orig", RunLayout(tmp_path / "small"), tmp_path) == \
         int(2 * GIB * VRAM_MARGIN) + VRAM_OVERHEAD  # a rerun: its own peak
     assert vram_estimate("sfm", fresh, tmp_path) is None
+    manifest("model-free", 0)  # a stage that ran on a GPU box and never touched the GPU
+    layout = RunLayout(tmp_path / "model-free")
+    layout.manifest("mask").write_text(json.dumps({"stage": "mask", "peak_vram": 0}))
+    assert vram_estimate("mask", layout, tmp_path) == VRAM_OVERHEAD
+
+
+def test_a_stage_that_never_touched_the_gpu_records_a_zero_peak_not_an_unknown(monkeypatch) -> None:
+    """On the H200 the model-free mask stage recorded no peak, so the queue gave it a whole GPU
+    and the second object's mask waited 22 s for the first object's training to end."""
+    import sys
+    import types
+
+    import torch
+
+    from gausynth_engine.worker import peak_vram
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    assert peak_vram() == 0
+    ort = types.SimpleNamespace(get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setitem(sys.modules, "onnxruntime", ort)
+    assert peak_vram() is None  # its memory is not torch's: unknown, so the GPU stays its own
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert peak_vram() is None
 
 
 # --- the runner: placing stages over its socket -------------------------------------------------

@@ -381,6 +381,24 @@ def test_the_cpu_build_asked_for_cuda_says_so_and_runs_on_the_cpu() -> None:
     assert said and "pycolmap-cuda12" in said[0]
 
 
+def test_a_cuda_build_with_no_gpu_in_sight_runs_sift_on_the_cpu(monkeypatch) -> None:
+    """The queue hides the GPUs from CPU stages (CUDA_VISIBLE_DEVICES=''): on the H200 the CUDA
+    pycolmap's `auto` then stopped every queued sfm with COLMAP's "num_cuda_devices > 0"."""
+    import pycolmap
+    import torch
+
+    from gausynth_engine.sfm import features
+
+    monkeypatch.setattr(pycolmap, "has_cuda", True, raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    said: list[str] = []
+    assert features.sift_device("auto") == pycolmap.Device.cpu
+    assert features.sift_device("cuda", lambda m, level="info": said.append(m)) == pycolmap.Device.cpu
+    assert said and "no CUDA device is visible" in said[0]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert features.sift_device("auto") == pycolmap.Device.auto
+
+
 @pytest.mark.gpu
 def test_cuda_sift_poses_the_sample_like_the_cpu(sample_frames, tmp_path: Path) -> None:
     import pycolmap
