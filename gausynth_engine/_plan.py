@@ -148,7 +148,7 @@ def make_plan(preset: Preset, layout: RunLayout, *, start: str | None = None,
                 input_hash = input_fingerprint(preset.input_path, layout.input_hashes,
                                                write=write_cache)
             inputs["run.input"] = input_hash
-        for up in stage.after:
+        for up in stage.upstreams(preset):
             upstream = steps[up]
             if upstream.action == "off":
                 continue
@@ -209,6 +209,7 @@ def _stale_reason(stage: Stage, manifest: dict[str, Any] | None, fp: str, params
                 why.append(f"{up} candidate {_choice(old_inputs.get(up))} → {_choice(f)}")
             else:
                 why.append(f"upstream {up} changed")
+    why += [f"no longer reads {up}" for up in old_inputs if up not in inputs]
     return "; ".join(why) or "fingerprint changed"
 
 

@@ -45,10 +45,19 @@ class Stage:
     gpu: bool = False
     # Gives why the stage is off for a preset, or None when it runs.
     off_when: Callable[[Preset], str | None] | None = None
+    # Gives the stages of `after` that it does not read under a preset (e.g. the reimagined
+    # 3DGS reads the original one only when it fine-tunes it): it neither waits for them nor
+    # takes their fingerprints.
+    unread_when: Callable[[Preset], tuple[str, ...]] | None = None
     pending_issue: str = ""  # where the missing implementation is tracked
 
     def off_reason(self, preset: Preset) -> str | None:
         return self.off_when(preset) if self.off_when else None
+
+    def upstreams(self, preset: Preset) -> tuple[str, ...]:
+        """Gives the stages of `after` it reads under `preset`."""
+        unread = self.unread_when(preset) if self.unread_when else ()
+        return tuple(up for up in self.after if up not in unread)
 
 
 @dataclass(frozen=True)

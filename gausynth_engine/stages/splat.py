@@ -23,6 +23,7 @@ from ._common import off_without_reimagine
 
 if TYPE_CHECKING:
     from .._layout import RunLayout
+    from .._preset import Preset
 
 WORK_META = "training.json"
 
@@ -120,7 +121,7 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
 def training_key(ctx: StageContext) -> str:
     """Gives what identifies one training: stage, version, settings, upstream fingerprints."""
 
-    upstream = {up: ctx.upstream(up).fingerprint for up in ctx.stage.after}
+    upstream = {up: ctx.upstream(up).fingerprint for up in ctx.stage.upstreams(ctx.preset)}
     return json.dumps({"stage": ctx.stage.id, "version": ctx.stage.version, "device": ctx.device,
                        "params": dataclasses.asdict(ctx.params), "inputs": upstream},
                       sort_keys=True, default=list)
@@ -173,12 +174,21 @@ def original_ply(layout: RunLayout, needed_by: str = "this stage") -> Path:
 
 def starts_from_original(ctx: StageContext, variant: str) -> bool:
     """Gives whether this training fine-tunes the run's original 3DGS (see `reim_init`)."""
+    return variant == "reim" and fine_tunes_original(ctx.preset)
+
+
+def fine_tunes_original(preset: Preset) -> bool:
+    """Gives whether the reimagined 3DGS starts from the original one under `preset`."""
     from ._common import ROUTES_3D
 
-    if variant != "reim":
-        return False
-    choice = ctx.params.reim_init
-    return choice == "original" or (choice == "auto" and ctx.preset.run.pipeline in ROUTES_3D)
+    choice = preset.splat.reim_init
+    return choice == "original" or (choice == "auto" and preset.run.pipeline in ROUTES_3D)
+
+
+def original_unread(preset: Preset) -> tuple[str, ...]:
+    """Grown from the SfM points, the reimagined 3DGS does not read the original one: it trains
+    beside it (the 2D route) instead of after it."""
+    return () if fine_tunes_original(preset) else ("splat_orig",)
 
 
 def iterations_of(p: Params, variant: str) -> int:
@@ -310,6 +320,7 @@ STAGE_REIM = Stage(
     may_write=("exports", "new_videos/gs_compare.mp4"),
     gpu=True,
     off_when=off_without_reimagine,
+    unread_when=original_unread,
 )
 
 STAGE_ORIG = Stage(

@@ -17,8 +17,9 @@ from gausynth_engine._journal import read_journal
 class StandIn:
     """Plays each stage's worker: a few turns of the event loop, then its outcome."""
 
-    def __init__(self, orchestrator: Orchestrator, fail: str = "", cancel_in: str = "") -> None:
-        self.orchestrator, self.fail, self.cancel_in = orchestrator, fail, cancel_in
+    def __init__(self, orchestrator: Orchestrator, fail: str = "", cancel_in: str = "",
+                 slow: str = "") -> None:
+        self.orchestrator, self.fail, self.cancel_in, self.slow = orchestrator, fail, cancel_in, slow
         self.running: set[str] = set()
         self.together: list[frozenset[str]] = []  # who was running whenever a stage started
         self.started: list[str] = []
@@ -32,7 +33,7 @@ class StandIn:
         self.running.add(sid)
         self.together.append(frozenset(self.running))
         try:
-            for turn in range(5):
+            for turn in range(200 if sid == self.slow else 5):
                 await asyncio.sleep(0)
                 if sid == self.cancel_in and turn == 2:
                     self.orchestrator.cancel()
@@ -45,9 +46,9 @@ class StandIn:
             self.timeline.append(("end", sid))
 
 
-def run_reimagine(tmp_path: Path, video: Path, at_once: int, **stand_in: str):
+def run_reimagine(tmp_path: Path, video: Path, at_once: int, route: str = "reimagine", **stand_in: str):
     preset = parse_preset("", "test", [f"run.input={video}", f"run.parallel_stages={at_once}",
-                                       "run.pipeline=reimagine"])
+                                       f"run.pipeline={route}"])
     layout = RunLayout(tmp_path / "run")
     plan = make_plan(preset, layout)
     orchestrator = Orchestrator(preset, layout)
@@ -95,3 +96,37 @@ def test_a_cancel_stops_every_running_stage_and_starts_no_other(tmp_path, sample
     assert status == "cancelled"
     assert fake.started == ["preprocess", "sheet", "sfm"]  # sheet and sfm were both running
     assert fake.finished == ["preprocess"]
+
+
+def test_the_2d_routes_reimagined_3dgs_trains_beside_the_original_and_the_3d_routes_after_it(
+        tmp_path, sample_video):
+    """On the H200 the default preset's reimagined 3DGS waited 67 s after its frames were ready
+    for the original 3DGS to finish, though in the 2D route it grows from the SfM points."""
+    status, plan, fake, _ = run_reimagine(tmp_path / "2d", sample_video, at_once=2, slow="splat_orig")
+    assert status == "done" and "splat_orig" not in plan["splat_reim"].inputs
+    assert frozenset({"splat_orig", "splat_reim"}) in fake.together
+
+    status, plan, fake, _ = run_reimagine(tmp_path / "3d", sample_video, at_once=2, route="reimagine-3d",
+                                          slow="splat_orig")
+    assert status == "done" and "splat_orig" in plan["splat_reim"].inputs  # it fine-tunes it
+    assert fake.timeline.index(("end", "splat_orig")) < fake.timeline.index(("start", "splat_reim"))
+
+
+def test_a_2d_run_trained_before_that_change_says_why_its_reimagined_3dgs_retrains(tmp_path, sample_video):
+    from gausynth_engine._manifest import write_json_atomic
+
+    preset = parse_preset("", "test", [f"run.input={sample_video}", "run.pipeline=reimagine"])
+    layout = RunLayout(tmp_path / "run")
+    for step in make_plan(preset, layout).steps:
+        if step.action != "off":
+            inputs = dict(step.inputs)
+            if step.stage.id == "splat_reim":  # as recorded when it waited for the original
+                inputs["splat_orig"] = make_plan(preset, layout)["splat_orig"].fingerprint
+            write_json_atomic(layout.manifest(step.stage.id), {
+                "stage": step.stage.id, "version": step.stage.version, "outputs": [], "record": {},
+                "fingerprint": step.fingerprint + ("-old" if step.stage.id == "splat_reim" else ""),
+                "params": step.params, "inputs": inputs})
+
+    plan = make_plan(preset, layout)
+    assert [s.stage.id for s in plan.to_run] == ["splat_reim"]
+    assert plan["splat_reim"].reason == "no longer reads splat_orig"
