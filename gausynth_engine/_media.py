@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ._errors import StageError
 
 if TYPE_CHECKING:
     import numpy as np
 
+T = TypeVar("T")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -210,3 +212,25 @@ def _write_video_opencv(path: Path, frames: Iterable[np.ndarray], fps: float) ->
     if writer is not None:
         writer.release()
     return count
+
+
+def frame_workers() -> int:
+    """Gives how many threads finish frames beside the model (PNG codecs and SSIM release the GIL)."""
+    return max(1, min(6, (os.cpu_count() or 2) - 1))
+
+
+def in_order(jobs: Iterable[Callable[[], T]], workers: int) -> Iterator[T]:
+    """Runs the jobs in `workers` threads, at most 2 × workers ahead, and yields their results in
+    the jobs' order. `jobs` is consumed lazily: whatever makes the next job (the model on the
+    GPU) runs while the threads write and score the frames before it."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="frames") as pool:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.submit(job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -102,7 +102,7 @@ def load_scene(sparse: Path, images: Path, background: str = "white", downscale:
     import cv2
     import pycolmap
 
-    from .._media import natural_key, read_image
+    from .._media import frame_workers, in_order, natural_key, read_image
 
     sparse, images = Path(sparse), Path(images)
     if not (sparse / "images.bin").exists() and not (sparse / "images.txt").exists():
@@ -111,18 +111,31 @@ def load_scene(sparse: Path, images: Path, background: str = "white", downscale:
     regs = sorted((rec.images[i] for i in rec.reg_image_ids()), key=lambda im: natural_key(im.name))
     if not regs:
         raise StageError(f"{sparse}: the COLMAP model has no registered images")
-    names, pixels, alphas, valids, Ks, viewmats = [], [], [], [], [], []
-    size = None
-    kinds: set[int] = set()
+
+    def read(name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        path = images / name
+        if not path.exists():
+            raise StageError(f"{path}: missing; the COLMAP model names it but {images} lacks it")
+        if valid is None:
+            return read_image(path), None
+        vpath = Path(valid) / name
+        if not vpath.is_file():
+            raise StageError(f"{vpath}: missing; every view needs its validity mask")
+        return read_image(path), read_image(vpath)[..., 0]
+
     for im in regs:
         cam = im.camera
         if cam.model.name not in ("PINHOLE", "SIMPLE_PINHOLE"):
             raise StageError(f"{sparse}: camera {cam.camera_id} is {cam.model.name}; accepted: "
                              "PINHOLE or SIMPLE_PINHOLE (undistorted) cameras")
+    names, pixels, alphas, valids, Ks, viewmats = [], [], [], [], [], []
+    size = None
+    kinds: set[int] = set()
+    # The PNG decodes run in threads (they release the GIL), the checks below in view order.
+    decoded = in_order((lambda n=im.name: read(n) for im in regs), frame_workers())
+    for im, (image, ok) in zip(regs, decoded, strict=True):
+        cam = im.camera
         path = images / im.name
-        if not path.exists():
-            raise StageError(f"{path}: missing; the COLMAP model names it but {images} lacks it")
-        image = read_image(path)
         kinds.add(image.shape[2])
         if len(kinds) > 1:
             raise StageError(f"{path}: {'RGBA' if image.shape[2] == 4 else 'RGB'}, unlike the other "
@@ -132,12 +145,8 @@ def load_scene(sparse: Path, images: Path, background: str = "white", downscale:
         if image.shape[:2] != (cam.height, cam.width):
             raise StageError(f"{path}: {image.shape[1]}×{image.shape[0]} px but the COLMAP camera "
                              f"is {cam.width}×{cam.height}; the views must line up with the model")
-        ok = None
-        if valid is not None:
+        if ok is not None:
             vpath = Path(valid) / im.name
-            if not vpath.is_file():
-                raise StageError(f"{vpath}: missing; every view needs its validity mask")
-            ok = read_image(vpath)[..., 0]
             if ok.shape != image.shape[:2]:
                 raise StageError(f"{vpath}: {ok.shape[1]}×{ok.shape[0]} px, unlike its view "
                                  f"{path} ({image.shape[1]}×{image.shape[0]})")

@@ -12,12 +12,12 @@ original silhouette alone is used, and the log says so.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
+from .._media import frame_workers, in_order
 from .._params import param
 from .._stage import Stage, StageContext, StageError
 from ..preview_timing import record_fps
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy as np
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,28 +44,6 @@ OUTPUTS = {"propagate": "ebsynth_all", "propagate_cutout": "ebsynth_transparent"
 REFERENCES = {"propagate": "filtered_frames_sd (original frames, uncut)",
               "propagate_cutout": "original cut-out at the diffusion size",
               "blend": "original cut-out at the diffusion size"}
-
-
-def frame_workers() -> int:
-    """Gives how many threads finish frames beside the model (PNG codecs and SSIM release the GIL)."""
-    return max(1, min(6, (os.cpu_count() or 2) - 1))
-
-
-def in_order(jobs: Iterable[Callable[[], T]], workers: int) -> Iterator[T]:
-    """Runs the jobs in `workers` threads, at most 2 × workers ahead, and yields their results in
-    the jobs' order. `jobs` is consumed lazily: whatever makes the next job (the model on the
-    GPU) runs while the threads write and score the frames before it."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="frames") as pool:
-        pending: deque = deque()
-        for job in jobs:
-            pending.append(pool.submit(job))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 class PreviewVideo:

@@ -39,11 +39,11 @@ def run(ctx: StageContext) -> None:
     from functools import partial
 
     from .. import metrics2d, superres
-    from .._media import list_images, read_image, write_image
+    from .._media import frame_workers, in_order, list_images, read_image, write_image
     from ..compositing import on_white
     from ..framing import box_of, cut_square
     from ..preview_timing import record_fps
-    from .blend import PreviewVideo, frame_workers, in_order
+    from .blend import PreviewVideo
 
     p: Params = ctx.params
     if p.overlap >= p.tile // 2:

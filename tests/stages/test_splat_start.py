@@ -99,3 +99,26 @@ def test_exposure_is_learnt_per_photo_and_resumes_with_the_checkpoint(scene, tmp
     again = Trainer(photos, config(150, exposure=True), "cpu")
     again.load_state_dict(trainer.state_dict("k"))
     assert torch.equal(again.exposure, trainer.exposure)
+
+
+def test_a_view_or_validity_mask_missing_is_named_and_the_rest_read_in_view_order(tmp_path: Path) -> None:
+    """The views are decoded in threads; what is missing is still the first one in view order."""
+    import shutil
+
+    from gausynth_engine._errors import StageError
+    from gausynth_engine._media import write_image
+
+    sparse, images = make_true_scene(tmp_path / "s", views=8, width=SIZE, height=SIZE, points=200)
+    valid = tmp_path / "valid"
+    valid.mkdir()
+    for f in sorted(images.iterdir()):
+        write_image(valid / f.name, np.full((SIZE, SIZE, 3), 255, np.uint8))
+    scene = load_scene(sparse, images, valid=valid)
+    assert scene.names == sorted(f.name for f in images.iterdir()) and scene.valid.all()
+    (valid / scene.names[5]).unlink()
+    with pytest.raises(StageError, match=rf"valid/{scene.names[5]}: missing; every view needs its validity"):
+        load_scene(sparse, images, valid=valid)
+    shutil.move(images / scene.names[6], tmp_path / "aside.png")
+    (images / scene.names[3]).unlink()
+    with pytest.raises(StageError, match=rf"{scene.names[3]}: missing; the COLMAP model names it"):
+        load_scene(sparse, images)
