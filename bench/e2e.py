@@ -503,14 +503,26 @@ def next_step(sid: str, s: dict) -> tuple[float, str]:
 
 
 def overlap_gain(run: dict) -> tuple[float, float]:
-    """Gives (serial sum, critical path) in seconds of the stages that ran, by the stage graph's
-    declared inputs: what running each stage as soon as its inputs exist would give at best."""
+    """Gives (serial sum, critical path) in seconds of the stages that ran, by the inputs each
+    one's plan gave it (its manifest; else the stage graph's `after`): what running each stage as
+    soon as its inputs exist would give at best."""
+    import json
+
+    from gausynth_engine._layout import RunLayout
     from gausynth_engine.stages import BY_ID
+
+    layout = RunLayout(Path(run["run_folder"]))
+
+    def inputs(sid: str) -> list[str]:
+        try:
+            return list(json.loads(layout.manifest(sid).read_text(encoding="utf-8"))["inputs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return list(BY_ID[sid].after) if sid in BY_ID else []
 
     secs = {sid: s.get("estimated_seconds", s["seconds"]) for sid, s in run["stages"].items() if "start" in s}
     finish: dict[str, float] = {}
     for sid in secs:  # the journal's order is a topological order
-        before = [finish[u] for u in BY_ID[sid].after if u in finish] if sid in BY_ID else []
+        before = [finish[u] for u in inputs(sid) if u in finish]
         finish[sid] = max(before, default=0.0) + secs[sid]
     return sum(secs.values()), max(finish.values(), default=0.0)
 

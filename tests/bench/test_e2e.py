@@ -228,6 +228,10 @@ def test_the_report_splits_start_up_and_model_load_and_says_what_a_next_step_gai
     assert critical == pytest.approx(23.0)  # preprocess → sheet → reimagine; sfm beside them
     table = "\n".join(e2e.stage_table(run) + e2e.dominant(run))
     assert "next step would gain ≈ 6 s" in table and "up to 12 s" in table
+    # What a stage waited for is what its plan gave it (its manifest's inputs), not the graph's
+    # every `after`: had sfm's plan made it read the diffusion, it would have come after it.
+    layout.manifest("sfm").write_text(json.dumps({"fingerprint": "d", "inputs": {"reimagine": "c"}}))
+    assert e2e.overlap_gain(run)[1] == pytest.approx(35.0)
 
 
 @pytest.mark.gpu
