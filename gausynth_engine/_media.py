@@ -1,4 +1,5 @@
-"""Reading videos and image folders, writing frames and H.264 previews (no system ffmpeg)."""
+"""Reading videos and image folders, writing frames and H.264 previews (no system ffmpeg), and
+the threads that decode, encode and score frames beside the work (`in_order`)."""
 
 from __future__ import annotations
 
