@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +130,10 @@ def pixel_rays(K: np.ndarray, w2c: np.ndarray, width: int, height: int
     return np.broadcast_to(eye, dirs.shape), dirs
 
 
-def render_view(K: np.ndarray, w2c: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Gives the RGB uint8 [H, W, 3] image of the object seen by one camera."""
+def render_view(K: np.ndarray, w2c: np.ndarray, width: int, height: int,
+                texture: Callable[[np.ndarray], np.ndarray] = albedo) -> np.ndarray:
+    """Gives the RGB uint8 [H, W, 3] image of the object seen by one camera (`texture`: the
+    colour [N, 3] in [0, 1] at surface points [N, 3]; another one restyles every view alike)."""
     origins, dirs = pixel_rays(K, w2c, width, height)
     t, hit, normal = _intersect(origins, dirs)
     image = np.full((len(dirs), 3), 0.96)  # a plain light backdrop
@@ -138,7 +141,7 @@ def render_view(K: np.ndarray, w2c: np.ndarray, width: int, height: int) -> np.n
     light = np.array([0.4, -0.5, 0.77])
     light /= np.linalg.norm(light)
     shade = 0.45 + 0.55 * np.clip(normal[hit] @ light, 0, 1)
-    image[hit] = albedo(points) * shade[:, None]
+    image[hit] = texture(points) * shade[:, None]
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
 
 
