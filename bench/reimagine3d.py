@@ -398,7 +398,7 @@ def evaluate(data: SetData, grid: int, filt: str, args: argparse.Namespace, geom
             candidates[m] = (frames, masks, time.perf_counter() - t0)
     for m, (frames, alpha, seconds) in candidates.items():
         handed = {i: frames[i] for i in range(count)}
-        # (the ceiling's frames are the truth: nothing to score)
+        # (the truth row's frames are the truth: nothing to score)
         a_psnr, a_ssim = (float("nan"),) * 2 if m == TRUTH else scores(handed, truth, scored, inner)
         given = np.stack([over_white(frames[i], alpha[i]) for i in range(count)])
         row = {"set": data.name, "filter": filt, "N": grid, "method": m, "frames_psnr": a_psnr,
@@ -443,14 +443,14 @@ def print_table(rows: list[dict]) -> None:
     for key in ["test_psnr" + s for _, s in inits] or ["frames_psnr"]:
         for grp in sorted(groups):
             mine = [r for r in rows if (r["set"], r["filter"], r["N"]) == grp]
-            ceiling = next((r[key] for r in mine if r["method"] == TRUTH), None)
+            reference = next((r[key] for r in mine if r["method"] == TRUTH), None)
             mine = [r for r in mine if r["method"] != TRUTH]
             best = max(mine, key=lambda r: r[key])
             best2d = max((r for r in mine if r["method"] in METHODS_2D), key=lambda r: r[key], default=None)
             best3d = max((r for r in mine if r["method"] in METHODS_3D), key=lambda r: r[key], default=None)
             if best2d and best3d:
-                room = "" if ceiling is None else (f"; trained on the truth {ceiling:.2f} dB, "
-                                                   f"{ceiling - best2d[key]:+.2f} dB over best 2D")
+                room = "" if reference is None else (f"; trained on the truth {reference:.2f} dB, "
+                                                     f"{reference - best2d[key]:+.2f} dB over best 2D")
                 print(f"{grp[0]} {grp[1]} N={grp[2]}: best {best['method']}; 3D − best 2D on {key}: "
                       f"{best3d[key] - best2d[key]:+.2f} dB{room}")
 
