@@ -6,6 +6,7 @@ image's own edges, differ — which is why the filters cap what a consistent tra
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def test_the_surface_restyle_agrees_between_views_where_the_cartoon_filter_does_
     points = points[np.abs(t_b - np.linalg.norm(to_b, axis=1)) < 1e-6]
     assert len(points) > 150
 
-    def disagreement(view: callable) -> np.ndarray:  # per point: the largest channel difference
+    def disagreement(view: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:  # per point: the largest channel difference
         at_a, at_b = view(a)[project(K, a, points)], view(b)[project(K, b, points)]
         return np.abs(at_a.astype(int) - at_b.astype(int)).max(1)
 
