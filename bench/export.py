@@ -51,7 +51,7 @@ def synthetic(n: int, sh: int, seed: int = 0) -> dict[str, np.ndarray]:
 def train(images: Path, iterations: int, sets: list[str]) -> Path:
     """Runs the original-only preset on `images` through the CLI; gives the run folder. A model
     of the frames SfM posed is what is exported: frames it leaves out do not stop the bench (on
-    the H200, 41 of plush-dog's 48 sampled photos stopped it at sfm.min_registered)."""
+    the H200, 39 of plush-dog's 48 sampled photos posed stopped it at sfm.min_registered)."""
     root = Path(tempfile.mkdtemp(prefix="bench-export-run-"))
     argv = [sys.executable, "-m", "gausynth_engine", "run", "original-only"]
     for s in (f"run.input={images.resolve()}", f"run.outputs_root={root}", "run.directory=model",
