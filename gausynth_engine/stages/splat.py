@@ -118,7 +118,7 @@ def place_reimagined(ctx: StageContext, work: Path) -> tuple[Path, Path | None]:
 
     # PNG codecs release the GIL: 48 upscaled frames took ~20 s one after another on the H200.
     jobs = (lambda f=f: place(f) for f in list_images(ctx.layout.sr_frames))
-    partial = any(list(in_order(jobs, frame_workers())))
+    partial = any(list(in_order(jobs, frame_workers())))  # every frame placed (any() alone would stop early)
     return placed, valid_dir if partial else None
 
 

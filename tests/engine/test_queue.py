@@ -165,8 +165,8 @@ def test_the_need_comes_from_the_peaks_manifests_recorded(tmp_path: Path) -> Non
     assert vram_estimate("splat_orig", RunLayout(tmp_path / "small"), tmp_path) == \
         int(2 * GIB * VRAM_MARGIN) + VRAM_OVERHEAD  # a rerun: its own peak
     assert vram_estimate("sfm", fresh, tmp_path) is None
-    manifest("model-free", 0)  # a stage that ran on a GPU box and never touched the GPU
-    layout = RunLayout(tmp_path / "model-free")
+    layout = RunLayout(tmp_path / "model-free")  # a stage that ran on a GPU box, never touching it
+    layout.manifests.mkdir(parents=True)
     layout.manifest("mask").write_text(json.dumps({"stage": "mask", "peak_vram": 0}))
     assert vram_estimate("mask", layout, tmp_path) == VRAM_OVERHEAD
 

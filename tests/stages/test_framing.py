@@ -45,9 +45,10 @@ def test_a_reimagined_square_is_placed_at_its_box_and_masked_out_elsewhere(tmp_p
     manifest.write_text('{"fingerprint": "x", "record": {"sd_box": [20, 0, 40]}}')
     orig = np.zeros((40, 80, 4), np.uint8)
     orig[10:30, 30:50] = (10, 20, 30, 255)  # the object, opaque; the rest transparent
-    write_image(layout.orig_transparent / "0000.png", orig)
     square = np.full((16, 16, 3), 200, np.uint8)  # upscaled squares have their own size
-    write_image(layout.sr_frames / "0000.png", square)
+    for n in range(16):  # more frames than the placing threads hold at once
+        write_image(layout.orig_transparent / f"{n:04d}.png", orig)
+        write_image(layout.sr_frames / f"{n:04d}.png", square)
     preset = parse_preset("", "test", [])
     ctx = StageContext(splat.STAGE_REIM, preset, layout, layout.staging_for("splat_reim"), lambda e: None, "cpu")
     placed_dir, valid_dir = splat.place_reimagined(ctx, tmp_path / "work")
@@ -56,3 +57,5 @@ def test_a_reimagined_square_is_placed_at_its_box_and_masked_out_elsewhere(tmp_p
     assert valid[:, 20:60].all() and not valid[:, :20].any() and not valid[:, 60:].any()
     assert (placed[:, 20:60, :3] == 200).all()
     np.testing.assert_array_equal(placed[..., 3], orig[..., 3])  # the original silhouette
+    assert sorted(f.name for f in placed_dir.iterdir()) == sorted(f.name for f in valid_dir.iterdir()) == \
+        [f"{n:04d}.png" for n in range(16)]  # every frame, not only those before the first partial one
