@@ -467,7 +467,7 @@ def stage_note(sid: str, s: dict) -> str:
     if sid == "blend" and rec:
         return f"masks on {', '.join(rec.get('providers', []))}"
     if sid == "upscale" and rec:
-        return f"{len(rec.get('frames', []))} frames → {rec.get('size')} px"
+        return f"{len(rec.get('frames', []))} frames ×{rec.get('scale')}, {Path(str(rec.get('model'))).name}"
     if sid == "sfm" and rec:
         return f"registered {rec.get('registered')}/{rec.get('total')}, {rec.get('points3d')} points"
     if sid.startswith("splat") and rec:

@@ -18,10 +18,13 @@ skipping the first --settle s (the trainer reads the watch files once a second).
 phase is compared with the mean of the A phases on either side of it, so slow drifts (clocks,
 heat) cancel; the median of those ratios over --repeats is the result, min–max its spread. The
 A phases compared with their own neighbours the same way give the noise floor. Goal: B's
-median slowdown ≤ 3 %.
+slowdown ≤ 3 %. The verdict comes from a 95 % confidence interval of the mean B/A ratio
+(bootstrap over the phases, seeded): PASS when even its low end is a slowdown ≤ 3 %, FAIL when
+even its high end is worse, inconclusive when the interval straddles the goal.
 
     python bench/viewer.py                      # H200: 300k Gaussians at 512², 4 × (A B C) + A of 7 s
     python bench/viewer.py --cpu --tiny         # a functional check on a CPU machine (~1 min)
+    python bench/viewer.py --score viewer.log   # the verdict again from a run's printed JSON
 """
 
 from __future__ import annotations
@@ -251,6 +254,61 @@ def summary(ratios: list[float]) -> dict:
             "max": float(np.max(ratios)), "n": len(ratios)}
 
 
+def interval(ratios: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean ratio and its 95 % bootstrap interval (percentiles 2.5, 97.5)."""
+    r = np.asarray(ratios, dtype=float)
+    if len(r) < 2:
+        return (float(r.mean()) if len(r) else float("nan"), float("nan"), float("nan"))
+    means = np.random.default_rng(seed).choice(r, size=(resamples, len(r))).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(r.mean()), float(low), float(high)
+
+
+def verdict(ratios: list[float]) -> str:
+    """PASS / FAIL / inconclusive for viewed/alone ratios against GOAL (see the docstring)."""
+    _, low, high = interval(ratios)
+    if not np.isfinite(low):
+        return "inconclusive (fewer than 2 viewed phases)"
+    if 1 - low <= GOAL:
+        return "PASS"
+    if 1 - high > GOAL:
+        return "FAIL"
+    return f"inconclusive (the 95 % interval {low:.3f}–{high:.3f} straddles {1 - GOAL:.2f})"
+
+
+def report(result: dict, kinds: list[str]) -> None:
+    """Prints the ratios and the verdict of a measured (or saved) result, and adds them to it."""
+    rows, names = result["phases"], {"B": "viewed", "C": "legacy"}
+    noise = result["noise"] = summary(compare(rows, "A"))
+    print(f"noise floor (A against its A neighbours): median {noise['median']:.3f}, "
+          f"{noise['min']:.3f}–{noise['max']:.3f}")
+    for kind in kinds:
+        ratios = compare(rows, kind)
+        s = result[names[kind]] = {**result.get(names[kind], {}), **summary(ratios)}
+        s["mean"], s["low"], s["high"] = interval(ratios)
+        print(f"{names[kind]:<7} / alone: median {s['median']:.3f} (slowdown {100 * (1 - s['median']):.1f} %), "
+              f"mean {s['mean']:.3f}, 95 % interval {s['low']:.3f}–{s['high']:.3f}, over {s['n']} phases "
+              f"{s['min']:.3f}–{s['max']:.3f}; the training thread spent "
+              f"{s.get('thread_ms_per_snapshot', float('nan')):.2f} ms per snapshot")
+    ours = result["viewed"]
+    result["verdict"] = verdict(compare(rows, "B"))
+    print(f"viewer cost: {100 * (1 - ours['mean']):.1f} % (goal ≤ {100 * GOAL:.0f} %, at most "
+          f"{100 * (1 - ours['low']):.1f} % at 95 %): {result['verdict']}; snapshot "
+          f"{result.get('snapshot_bytes', 0) / 2**20:.1f} MiB every ≥ {result['every_s']:g} s")
+
+
+def score(path: Path) -> None:
+    """The verdict again from a finished run's output: its last JSON line (or a JSON file)."""
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("{")]
+    if not lines:
+        raise SystemExit(f"{path}: no JSON result line (the bench prints one at its end)")
+    result = json.loads(lines[-1])
+    kinds = [k for k, name in (("B", "viewed"), ("C", "legacy")) if any(r["phase"] == k for r in result["phases"])]
+    print(f"{path}: {result['gaussians']:,} Gaussians at {result['size']}² on {result['device']}, "
+          f"phases of {result['phase_s']:g} s")
+    report(result, kinds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--client", type=int, help=argparse.SUPPRESS)  # the browser stand-in's process
@@ -264,7 +322,11 @@ def main() -> None:
     ap.add_argument("--no-legacy", action="store_true", help="leave out the previous snapshot (C)")
     ap.add_argument("--cpu", action="store_true")
     ap.add_argument("--tiny", action="store_true", help="24², 500 Gaussians, 2 rounds of 4 s phases")
+    ap.add_argument("--score", type=Path, metavar="LOG", help="only the verdict again, from a run's output")
     args = ap.parse_args()
+    if args.score:
+        score(args.score)
+        return
     if args.client is not None:
         client_main(args.client)
         return
@@ -341,27 +403,15 @@ def main() -> None:
               + (f"   {got} splats reached the browser" if kind != "A" else ""))
     hook = BenchHook.made[-1] if BenchHook.made else None
     result = {"device": device, "gaussians": len(scene.points), "size": args.size, "every_s": args.every,
-              "phase_s": args.phase, "phases": rows, "noise": summary(compare(rows, "A"))}
-    noise = result["noise"]
-    print(f"noise floor (A against its A neighbours): median {noise['median']:.3f}, "
-          f"{noise['min']:.3f}–{noise['max']:.3f}")
+              "phase_s": args.phase, "phases": rows}
     for kind in kinds:
-        s = result[names[kind]] = summary(compare(rows, kind))
         seconds, count = hook.cost["ours" if kind == "B" else "legacy"] if hook else (0.0, 0)
-        s["thread_ms_per_snapshot"] = 1000 * seconds / count if count else float("nan")
-        print(f"{names[kind]:<7} / alone: median {s['median']:.3f} (slowdown {100 * (1 - s['median']):.1f} %), "
-              f"over {s['n']} phases {s['min']:.3f}–{s['max']:.3f}; the training thread spent "
-              f"{s['thread_ms_per_snapshot']:.2f} ms per snapshot ({count} snapshots)")
+        result[names[kind]] = {"thread_ms_per_snapshot": 1000 * seconds / count if count else float("nan"),
+                               "snapshots": count}
     snapshot = live.snapshot_path(run / ".gausynth", "orig")
     result["snapshot_bytes"] = snapshot.stat().st_size if snapshot.exists() else 0
-    ours = result["viewed"]
-    spread = max(abs(1 - noise["min"]), abs(1 - noise["max"])) if noise["n"] else float("nan")
-    verdict = (f"inconclusive (noise floor ±{100 * spread:.1f} % exceeds the goal)"
-               if spread > GOAL else "PASS" if 1 - ours["median"] <= GOAL else "FAIL")
-    result["verdict"] = verdict
-    print(f"viewer cost: {100 * (1 - ours['median']):.1f} % (goal ≤ {100 * GOAL:.0f} %): {verdict}; "
-          f"snapshot {result['snapshot_bytes'] / 2**20:.1f} MiB every ≥ {args.every:g} s, "
-          f"{len(received)} splats received in all")
+    report(result, kinds)
+    print(f"{len(received)} splats received in all")
     print(json.dumps(result))
 
 

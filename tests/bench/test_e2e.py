@@ -250,3 +250,12 @@ def test_the_full_u2net_through_torch_on_the_gpu_matches_onnxruntime(tmp_path: P
     got = OnnxTorchSession(Path(path), "cuda").run(None, {name: x})
     for want, mine in zip(reference.run(None, {name: x}), got, strict=True):
         assert np.abs(mine - want).max() < 1e-4
+
+
+def test_the_upscale_row_says_how_many_frames_at_what_scale_by_which_model() -> None:
+    """The H200 table read "48 frames → None px": the upscale stage records its scale and model,
+    not a size."""
+    import e2e
+
+    record = {"frames": ["0000.png", "0001.png"], "scale": 4, "model": "/models/swin2sr-x4"}
+    assert e2e.stage_note("upscale", {"record": record}) == "2 frames ×4, swin2sr-x4"
