@@ -174,7 +174,10 @@ VARIANTS = {"exposure": {"exposure": True}, "absgrad": {"absgrad": True},
             "no-reset": {"opacity_reset": False},
             "densify-100%+no-reset": {"densify_until": 1.0, "opacity_reset": False},
             "exposure+absgrad": {"exposure": True, "absgrad": True},
-            "mcmc-300k": {"strategy": "mcmc", "max_gaussians": 300_000}}
+            "mcmc-300k": {"strategy": "mcmc", "max_gaussians": 300_000},
+            # trained on the masks composited onto splat.background, as the plain recipe is on
+            # white: whether the random background per step costs the frame figure
+            "fixed-background": {"random_background": False}}
 
 
 def variant_worker(layout: Path, name: str, iterations: int, out: Path) -> None:
