@@ -53,6 +53,7 @@ import torch
 from gausynth_engine.compositing import over as over_white  # rgb over white through a [H, W] mask
 from gausynth_engine.quality import psnr_of_mse, ssim
 from gausynth_engine.transfer3d import Cameras, KeyView, carry, key_to_camera, object_mask
+from gausynth_engine.transfer3d.carry import FILLS
 
 # bench/ (forward_only, the baseline) and tests/ (synthetic_scene, a fixture), also when imported as bench.*
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
@@ -387,11 +388,13 @@ def evaluate(data: SetData, grid: int, filt: str, args: argparse.Namespace, geom
         if m == TRUTH:
             candidates[m] = (truth, masks, 0.0)
         elif m in METHODS_3D:
-            t0 = time.perf_counter()
-            out = carry(geometry_params, data.cams, keys, m, backend, bake_steps=args.bake_steps,
-                        frames=data.frames)
-            frames = np.stack([out.rgba_uint8(v) for v in range(count)])
-            candidates[m] = (frames[..., :3], frames[..., 3].astype(np.float32) / 255, time.perf_counter() - t0)
+            for n, fill in enumerate(args.fill):
+                t0 = time.perf_counter()
+                out = carry(geometry_params, data.cams, keys, m, backend, bake_steps=args.bake_steps,
+                            frames=data.frames, fill_method=fill)
+                frames = np.stack([out.rgba_uint8(v) for v in range(count)])
+                candidates[m if n == 0 else f"{m}/{fill}"] = (
+                    frames[..., :3], frames[..., 3].astype(np.float32) / 255, time.perf_counter() - t0)
         else:
             t0 = time.perf_counter()
             frames = np.stack(methods_2d(m, data.frames, keys_2d))
@@ -470,6 +473,9 @@ def main() -> None:
     parser.add_argument("--final-init", nargs="+", default=list(INIT_SUFFIX), choices=list(INIT_SUFFIX),
                         help="where the final 3DGS starts: the SfM points, the original 3DGS, or both")
     parser.add_argument("--bake-steps", type=int, default=200)
+    parser.add_argument("--fill", nargs="+", default=["map"], choices=FILLS,
+                        help="how the 3D methods colour what no key sees (transfer.fill); more than "
+                             "one: the 3D methods again with each other fill, as rows METHOD/FILL")
     parser.add_argument("--test-every", type=int, default=3, help="hold out every n-th non-key view")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs", nargs="*", default=[], help="run folders where preprocess+sfm ran")

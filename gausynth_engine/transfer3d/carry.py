@@ -49,19 +49,33 @@ def nearest_keys(cams: Cameras, keys: Sequence[KeyView]) -> list[int]:
     return [int(np.argmax(key_axes @ a)) for a in axes]
 
 
-def recoloured_fill(geometry: Geometry, cams: Cameras, keys: Sequence[KeyView]) -> Tensor:
-    """Gives every camera's original render recoloured like its nearest key (Reinhard Lab)."""
-    from ..propagation.colour import ColourTransfer
+FILLS = ("map", "reinhard")
 
+
+def recoloured_fill(geometry: Geometry, cams: Cameras, keys: Sequence[KeyView], fill: str = "map") -> Tensor:
+    """Gives every camera's original render [V, H, W, 3] (0..1) recoloured like the keys: by one
+    colour map learnt from every key's pixels against the original render at its camera
+    ("map": each original colour takes the restyled colour the keys gave it), or like its
+    nearest key by a Reinhard Lab transfer ("reinhard")."""
+    from ..propagation.colour import ColourMap, ColourTransfer
+
+    if fill not in FILLS:
+        raise ValueError(f"transfer fill {fill!r}; accepted: {', '.join(FILLS)}")
     base = (straight(geometry).cpu().numpy() * 255).astype(np.float32)
     alpha = geometry.alpha.cpu().numpy()
-    transfers = []
+    pairs = []
     for k in keys:
         inside = (alpha[k.index] > 0.5) & (k.valid > 0.5)
         if inside.sum() < 16:
             inside = k.valid > 0.5
-        transfers.append(ColourTransfer.learn(base[k.index][inside][None], k.rgb[inside][None] * 255))
-    out = np.stack([transfers[n].apply(base[v]) for v, n in enumerate(nearest_keys(cams, keys))])
+        pairs.append((base[k.index][inside], k.rgb[inside] * 255))
+    if fill == "map":
+        colour_map = ColourMap.learn(np.concatenate([a for a, _ in pairs]),
+                                     np.concatenate([b for _, b in pairs]))
+        out = np.stack([colour_map.apply(b) for b in base])
+    else:
+        transfers = [ColourTransfer.learn(a[None], b[None]) for a, b in pairs]
+        out = np.stack([transfers[n].apply(base[v]) for v, n in enumerate(nearest_keys(cams, keys))])
     return torch.as_tensor(np.clip(out / 255.0, 0, 1), dtype=torch.float32, device=geometry.rgb.device)
 
 
@@ -87,7 +101,7 @@ def along_flow(frames: np.ndarray, keys: Sequence[KeyView], rgb: Tensor, coverag
 def carry(params: dict[str, Tensor], cams: Cameras, keys: Sequence[KeyView], method: str,
           backend: str, *, depth_tolerance: float = 0.03, angle_power: float = 8.0,
           bake_steps: int = 200, bake_lr: float = 0.05, frames: np.ndarray | None = None,
-          log: Callable[[str], None] | None = None,
+          fill_method: str = "map", log: Callable[[str], None] | None = None,
           progress: Callable[[int, int], None] | None = None) -> Carried:
     """Gives every camera's reimagined frame by `method`: "reproject" (key views warped
     through the rendered depth, the recoloured original where no key sees), "bake" (the
@@ -118,7 +132,8 @@ def carry(params: dict[str, Tensor], cams: Cameras, keys: Sequence[KeyView], met
         rgb, coverage = fill, (geometry.alpha > 1e-3).float()
     else:
         if fill is None:
-            fill = recoloured_fill(geometry, cams, keys)
+            fill = recoloured_fill(geometry, cams, keys, fill_method)
+            facts["fill"] = fill_method
         rgb, coverage = reproject(geometry, cams, keys, fill, depth_tolerance=depth_tolerance,
                                   angle_power=angle_power)
     if method == "flow":

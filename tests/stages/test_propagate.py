@@ -202,3 +202,27 @@ def test_the_fallback_share_says_where_flow_carried_nothing() -> None:
         assert set(got) == set(range(len(frames))) and got[0] == 0.0
         shares[name] = float(np.mean([got[t] for t in range(1, len(frames) - 1)]))
     assert shares["slow"] < 0.3 and shares["wide"] > 0.7, shares
+
+
+def test_a_colour_map_learns_a_palette_that_changes_colour_by_colour() -> None:
+    """A restyle that turns each colour its own way (channels rotated, then posterised to four
+    levels) learnt from pixel pairs: on pixels it never saw the colour map lands within a few
+    levels of the restyle, where one Reinhard match (a single shift and spread per Lab channel)
+    cannot follow it."""
+    from gausynth_engine.propagation.colour import ColourMap, ColourTransfer
+
+    def restyle(x: np.ndarray) -> np.ndarray:
+        return np.floor(x[..., [1, 2, 0]] / 64) * 64 + 32
+
+    rng = np.random.default_rng(0)
+    seen = rng.integers(0, 256, (200_000, 3)).astype(np.float32)
+    new = rng.integers(0, 256, (64, 64, 3)).astype(np.float32)
+    mapped = ColourMap.learn(seen, restyle(seen)).apply(new)
+    matched = ColourTransfer.learn(seen[None], restyle(seen)[None]).apply(new)
+    error = np.abs(mapped - restyle(new)).mean()
+    assert error < 12 and error < 0.25 * np.abs(matched - restyle(new)).mean()
+    # colours the pairs never showed fall back to the Reinhard match of those pairs
+    bright = ColourMap.learn(seen[seen.max(1) > 128], restyle(seen[seen.max(1) > 128]))
+    black = np.zeros((1, 1, 3), np.float32)
+    reinhard = ColourTransfer.learn(seen[seen.max(1) > 128][None], restyle(seen[seen.max(1) > 128])[None])
+    assert np.abs(bright.apply(black) - reinhard.apply(black)).max() < 20
