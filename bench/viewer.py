@@ -16,7 +16,7 @@ client's work lands in the trainer's process. The run alternates phases of --pha
 in the order A B C A B C … A. It/s is counted per phase from the trainer's own progress calls,
 skipping the first --settle s (the trainer reads the watch files once a second). Each B (C)
 phase is compared with the mean of the A phases on either side of it, so slow drifts (clocks,
-heat) cancel; the median of those ratios over --repeats is the result, min–max its spread. The
+heat) cancel; the mean of those ratios over --repeats is the result (median and min–max beside). The
 A phases compared with their own neighbours the same way give the noise floor. Goal: B's
 slowdown ≤ 3 %. The verdict comes from a 95 % confidence interval of the mean B/A ratio
 (bootstrap over the phases, seeded): PASS when even its low end is a slowdown ≤ 3 %, FAIL when
@@ -298,7 +298,8 @@ def report(result: dict, kinds: list[str]) -> None:
 
 
 def score(path: Path) -> None:
-    """The verdict again from a finished run's output: its last JSON line (or a JSON file)."""
+    """The verdict again from a finished run's output (its printed log, or a file holding only
+    that one-line JSON): the last line that starts with "{"."""
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("{")]
     if not lines:
         raise SystemExit(f"{path}: no JSON result line (the bench prints one at its end)")
