@@ -64,12 +64,14 @@ def params_from_model(model: dict[str, np.ndarray], sh_degree: int, device: str 
                       ) -> dict[str, torch.nn.Parameter]:
     """Gives trainable copies of a trained model's raw Gaussians (as `read_ply` gives them:
     means [N, 3], scales [N, 3] log, quats [N, 4], opacities [N] logit, sh0 [N, 1, 3], shN
-    [N, K-1, 3]) with the SH bands cut or zero-padded to `sh_degree`."""
+    [N, K-1, 3]) with the SH bands cut or zero-padded to `sh_degree`. Copies, always: on the CPU a
+    float32 array would otherwise be the Parameter's own memory, and training would rewrite the
+    caller's model."""
     k = (sh_degree + 1) ** 2 - 1
-    out = {name: torch.as_tensor(np.ascontiguousarray(model[name]), dtype=torch.float32).to(device)
+    out = {name: torch.tensor(np.asarray(model[name]), dtype=torch.float32, device=device)
            for name in ("means", "scales", "quats", "opacities", "sh0")}
     if k > 0:
-        have = torch.as_tensor(np.ascontiguousarray(model["shN"]), dtype=torch.float32).to(device) \
+        have = torch.tensor(np.asarray(model["shN"]), dtype=torch.float32, device=device) \
             if "shN" in model else torch.zeros(len(out["means"]), 0, 3, device=device)
         pad = torch.zeros(len(have), max(0, k - have.shape[1]), 3, device=device)
         out["shN"] = torch.cat([have[:, :k], pad], 1)

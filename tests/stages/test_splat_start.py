@@ -72,6 +72,20 @@ def test_a_fine_tune_starts_exactly_at_the_model_it_is_given(scene, tmp_path):
     assert float(wider.params["shN"].detach()[:, 3:].abs().max()) == 0.0
 
 
+def test_a_fine_tune_leaves_the_model_it_started_from_as_it_was(scene, tmp_path):
+    """One original, many fine-tunes (the 3D route's bench fine-tunes the same original for each
+    method): on the CPU a float32 array handed in must not become the training's own memory."""
+    original = train(scene, config(60, sh_degree=1), tmp_path / "orig")
+    before = {name: value.copy() for name, value in original.params.items()}
+    trainer = Trainer(recoloured(scene), config(20, sh_degree=1), "cpu", init=original.params)
+    while trainer.step_done < 20:
+        trainer.step()
+    moved = float((trainer.params["sh0"].detach() - torch.from_numpy(before["sh0"])).abs().max())
+    assert moved > 1e-3  # the fine-tune did learn the new colours …
+    for name, value in original.params.items():  # … in its own copy
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
 def exposed(scene: Scene) -> tuple[Scene, np.ndarray]:
     """The scene's photos under auto exposure and white balance that follow the view (one side
     of the object is photographed darker and warmer, as a camera metering a turning object
